@@ -1,0 +1,104 @@
+// The embedded stand-in for the legacy school-management app, so `npm start` shows a real
+// switch with nothing else installed: server-rendered pages in the old look, its own port, its
+// own sign-in. ficus forwards to it exactly as it would to the real legacy app.
+import { randomBytes } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { escapeHtml } from '../html/escape.ts'
+
+export interface DemoLegacyApp {
+  readonly server: Server
+  readonly url: string
+  close (): Promise<void>
+}
+
+const SESSION_COOKIE = 'session'
+
+export async function startDemoLegacyApp (port: number, host = '127.0.0.1'): Promise<DemoLegacyApp> {
+  const sessions = new Map<string, { user: string, school: string }>()
+
+  const server = createServer((req, res) => {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (chunk: string) => { if (body.length < 65_536) body += chunk })
+    req.on('end', () => route(req, res, body))
+  })
+
+  function route (req: IncomingMessage, res: ServerResponse, body: string): void {
+    const url = new URL(req.url ?? '/', 'http://legacy.invalid')
+    const school = (req.headers.host ?? '').split('.')[0] ?? ''
+    const sessionId = cookieValue(req.headers.cookie, SESSION_COOKIE)
+    const session = sessionId === undefined ? undefined : sessions.get(sessionId)
+    const user = session?.school === school ? session.user : undefined
+
+    if (url.pathname === '/sign-in' && req.method === 'POST') {
+      const name = new URLSearchParams(body).get('user')?.trim() || 'teacher'
+      const id = randomBytes(16).toString('hex')
+      sessions.set(id, { user: name, school })
+      res.writeHead(303, { location: '/', 'set-cookie': `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax` })
+      return void res.end()
+    }
+    if (url.pathname === '/sign-out') {
+      if (sessionId !== undefined) sessions.delete(sessionId)
+      res.writeHead(303, { location: '/', 'set-cookie': `${SESSION_COOKIE}=; Path=/; Max-Age=0` })
+      return void res.end()
+    }
+    const content = PAGES[url.pathname]
+    if (content === undefined) return send(res, 404, legacyPage(school, 'Not found', '<p>There is no such page.</p>', user))
+    send(res, 200, legacyPage(school, content.title, content.body, user))
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  const address = server.address()
+  const boundPort = typeof address === 'object' && address !== null ? address.port : port
+  return {
+    server,
+    url: `http://${host}:${boundPort}`,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()) })
+  }
+}
+
+const PAGES: Record<string, { title: string, body: string }> = {
+  '/': { title: 'Home', body: '<p>Welcome to the school office.</p>' },
+  '/sign-in': {
+    title: 'Sign in',
+    body: '<form method="post" action="/sign-in"><label>User <input name="user" value="teacher"></label> <input type="submit" value="Sign in"></form>'
+  },
+  '/attendance': {
+    title: 'Attendance',
+    body: '<table border="1" cellpadding="4"><tr><th>Class</th><th>Register</th></tr><tr><td>3B</td><td>open</td></tr><tr><td>4A</td><td>open</td></tr></table>'
+  },
+  '/timetable': {
+    title: 'Timetable',
+    body: '<table border="1" cellpadding="4"><tr><th>Time</th><th>Lesson</th></tr><tr><td>09:00</td><td>Maths</td></tr><tr><td>10:00</td><td>English</td></tr></table>'
+  },
+  '/reports': { title: 'Reports', body: '<p>End-of-term reports are generated overnight.</p>' }
+}
+
+function legacyPage (school: string, title: string, body: string, user: string | undefined): string {
+  const who = user === undefined ? '<a href="/sign-in">Sign in</a>' : `Signed in as ${escapeHtml(user)} &middot; <a href="/sign-out">Sign out</a>`
+  return `<html><head><title>${escapeHtml(title)}</title></head>
+<body bgcolor="#eeeeee" style="font-family: Times New Roman, serif">
+<table width="100%" bgcolor="#003366"><tr><td><font color="white" size="5">School Office &mdash; ${escapeHtml(school)} (legacy)</font></td><td align="right"><font color="white">${who}</font></td></tr></table>
+<p><a href="/">Home</a> | <a href="/attendance">Attendance</a> | <a href="/timetable">Timetable</a> | <a href="/reports">Reports</a></p>
+<h2>${escapeHtml(title)}</h2>
+${body}
+</body></html>
+`
+}
+
+function send (res: ServerResponse, status: number, html: string): void {
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html) })
+  res.end(html)
+}
+
+function cookieValue (header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+  }
+  return undefined
+}

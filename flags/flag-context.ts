@@ -1,0 +1,23 @@
+// What a flag sees of a request. Product owners write Unleash constraints on these field names;
+// the README's "Flag context" table documents them.
+import type { Context } from 'unleash-client'
+
+export interface FlagContext {
+  /** The school (sub-domain label). Always present; also the stickiness key of rollouts. */
+  readonly tenantId: string
+  /** The migrated route's name, e.g. `attendance.page`. */
+  readonly route: string
+  readonly remoteAddress?: string
+  readonly userId?: string
+  readonly sessionId?: string
+}
+
+/** Unleash reads custom fields from `properties`; `tenantId` there is what `stickiness: tenantId` hashes. */
+export function toUnleashContext (context: FlagContext): Context {
+  return {
+    userId: context.userId,
+    sessionId: context.sessionId,
+    remoteAddress: context.remoteAddress,
+    properties: { tenantId: context.tenantId, route: context.route }
+  }
+}

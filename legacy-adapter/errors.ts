@@ -1,0 +1,8 @@
+import { defineErrors } from '../errors/index.ts'
+
+export const LegacyErrors = defineErrors({
+  FICUS_ERR_LEGACY_UNAVAILABLE: { statusCode: 502, message: 'The legacy application could not be reached' },
+  FICUS_ERR_LEGACY_TIMEOUT: { statusCode: 504, message: 'The legacy application did not answer in time' },
+  FICUS_ERR_LEGACY_BAD_RESPONSE: { statusCode: 502, message: 'The legacy application sent an invalid response' },
+  FICUS_ERR_BODY_TOO_LARGE: { statusCode: 413, message: 'The request body is too large' }
+})

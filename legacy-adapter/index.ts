@@ -1,0 +1,132 @@
+// Forwards a request to the legacy app exactly as the client sent it: method, path (in the
+// canonical form the routing decision was taken on), raw query, end-to-end headers and the body
+// streamed both ways. reply-from does the streaming over an undici pool of its own.
+import { Transform, type TransformCallback } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
+import { Pool } from 'undici'
+import { LegacyErrors } from './errors.ts'
+import { removeHopByHopRequestHeaders, removeHopByHopResponseHeaders, setForwardingHeaders } from './headers.ts'
+
+export interface LegacyAdapterOptions {
+  readonly legacyUrl: string
+  readonly timeoutMs: number
+  readonly connections: number
+  readonly keepAliveMs: number
+  /** Send the client's Host to legacy (legacy builds its links from it), or legacy's own. */
+  readonly preserveHost: boolean
+  readonly bodyLimitBytes: number
+  readonly requestIdHeader: string
+  /** Response header naming the side that served, or undefined to leave it out. */
+  readonly servedByHeader: string | undefined
+  /** Whether the peer may speak for the client in X-Forwarded-* headers. */
+  readonly trustsPeer: (request: FastifyRequest) => boolean
+}
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** Streams the request to legacy and its answer back. */
+    toLegacy (): FastifyReply
+  }
+}
+
+// Upstream failures that mean "legacy is not there" rather than "legacy is slow".
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'])
+const SLOW = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'ETIMEDOUT'])
+
+async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOptions): Promise<void> {
+  const pool = new Pool(options.legacyUrl, {
+    connections: options.connections,
+    keepAliveTimeout: options.keepAliveMs,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs
+  })
+  await app.register(replyFrom, {
+    base: options.legacyUrl,
+    undici: pool,
+    disableRequestLogging: true
+  })
+
+  const servedBy = options.servedByHeader
+  // Built once: reply.from() takes the same options object for every request.
+  const fromOptions: FastifyReplyFromHooks = {
+    // reply-from retries a GET that got 503 unless a delay function says otherwise; legacy's 503
+    // is an answer to pass on, and a non-idempotent request must never be sent twice.
+    retryDelay: () => null,
+    rewriteRequestHeaders (anyRequest, headers) {
+      const request = anyRequest as unknown as FastifyRequest
+      removeHopByHopRequestHeaders(headers)
+      if (options.preserveHost) headers.host = request.headers.host
+      setForwardingHeaders(headers, {
+        clientAddress: clientAddressOf(request),
+        protocol: 'encrypted' in request.socket ? 'https' : 'http',
+        host: request.headers.host,
+        requestId: request.id,
+        trusted: options.trustsPeer(request)
+      }, options.requestIdHeader)
+      return headers
+    },
+    rewriteHeaders (headers) {
+      removeHopByHopResponseHeaders(headers)
+      if (servedBy !== undefined) headers[servedBy] = 'legacy'
+      return headers
+    },
+    onError (reply, { error }) {
+      reply.send(classify(error))
+    }
+  }
+
+  app.decorateReply('toLegacy', function toLegacy (this: FastifyReply): FastifyReply {
+    const request = this.request
+    const length = request.headers['content-length']
+    if (length !== undefined && Number(length) > options.bodyLimitBytes) {
+      return this.send(LegacyErrors.FICUS_ERR_BODY_TOO_LARGE(`limit is ${options.bodyLimitBytes} bytes`))
+    }
+    // reply-from streams `request.body` when it is a stream; the hook that calls us runs before
+    // fastify reads the body, so legacy receives the client's bytes as they arrive.
+    if (length !== undefined) {
+      if (length !== '0') request.body = request.raw
+    } else if (request.headers['transfer-encoding'] !== undefined) {
+      request.body = request.raw.pipe(new ByteLimit(options.bodyLimitBytes))
+    }
+    return this.from(request.url, fromOptions)
+  })
+}
+
+function clientAddressOf (request: FastifyRequest): string {
+  const address = request.socket.remoteAddress ?? ''
+  return address.startsWith('::ffff:') ? address.slice(7) : address
+}
+
+function classify (error: Error): Error {
+  let cause: unknown = error
+  while (cause instanceof Error) {
+    const code = (cause as NodeJS.ErrnoException).code
+    if (cause instanceof Error && 'statusCode' in cause && (cause as { code?: string }).code === 'FICUS_ERR_BODY_TOO_LARGE') return cause
+    if (code !== undefined && SLOW.has(code)) return LegacyErrors.FICUS_ERR_LEGACY_TIMEOUT(undefined, { cause: error })
+    if (code !== undefined && UNREACHABLE.has(code)) return LegacyErrors.FICUS_ERR_LEGACY_UNAVAILABLE(undefined, { cause: error })
+    if (cause.name === 'TimeoutError') return LegacyErrors.FICUS_ERR_LEGACY_TIMEOUT(undefined, { cause: error })
+    cause = cause.cause
+  }
+  return LegacyErrors.FICUS_ERR_LEGACY_BAD_RESPONSE(undefined, { cause: error })
+}
+
+/** Passes bytes through until more than `limit` have gone by, then fails the upload. */
+class ByteLimit extends Transform {
+  readonly #limit: number
+  #seen = 0
+
+  constructor (limit: number) {
+    super()
+    this.#limit = limit
+  }
+
+  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#seen += chunk.length
+    if (this.#seen > this.#limit) callback(LegacyErrors.FICUS_ERR_BODY_TOO_LARGE(`limit is ${this.#limit} bytes`))
+    else callback(null, chunk)
+  }
+}
+
+export default fp(legacyAdapter, { name: 'ficus-legacy-adapter', fastify: '5.x' })

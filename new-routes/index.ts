@@ -1,0 +1,9 @@
+// Every migrated route, in one list the edge registers. Adding a feature = adding its routes here.
+import type { MigratedRoute } from './route.ts'
+import { attendancePage } from './attendance-page/index.ts'
+import { timetablePage } from './timetable-page/index.ts'
+
+export const migratedRoutes: readonly MigratedRoute[] = [
+  attendancePage,
+  timetablePage
+]

@@ -1,0 +1,62 @@
+// The admin listener: health for the orchestrator and, in later stages, tools for engineers.
+// It listens on its own address (loopback by default) and never on the public port.
+import { timingSafeEqual } from 'node:crypto'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { ProxyErrors } from './errors.ts'
+import { sendError } from './error-reply.ts'
+
+export interface ReadinessCheck {
+  readonly name: string
+  /** Synchronous and cheap: the orchestrator polls it every few seconds. */
+  readonly check: () => { readonly ready: boolean, readonly detail?: unknown }
+}
+
+export interface AdminParts {
+  readonly token: string | undefined
+  readonly checks: readonly ReadinessCheck[]
+  readonly logger: FastifyBaseLogger
+}
+
+export class Readiness {
+  #draining = false
+
+  /** Called on SIGTERM: the load balancer must stop sending before the listener closes. */
+  startDraining (): void {
+    this.#draining = true
+  }
+
+  get draining (): boolean {
+    return this.#draining
+  }
+}
+
+export async function buildAdmin (parts: AdminParts, readiness: Readiness): Promise<FastifyInstance> {
+  const admin = Fastify({ loggerInstance: parts.logger, logController: new LogController({ disableRequestLogging: true }) })
+  const expected = parts.token === undefined ? undefined : Buffer.from(`Bearer ${parts.token}`)
+
+  if (expected !== undefined) {
+    admin.addHook('onRequest', async (request, reply) => {
+      const given = Buffer.from(request.headers.authorization ?? '')
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        reply.header('www-authenticate', 'Bearer')
+        return sendError(request, reply, ProxyErrors.FICUS_ERR_ADMIN_UNAUTHORIZED())
+      }
+    })
+  }
+
+  admin.get('/livez', async () => ({ status: 'alive' }))
+
+  admin.get('/readyz', async (_request, reply) => {
+    const checks: Record<string, unknown> = {}
+    let ready = !readiness.draining
+    for (const { name, check } of parts.checks) {
+      const result = check()
+      checks[name] = result
+      ready &&= result.ready
+    }
+    reply.code(ready ? 200 : 503)
+    return { status: readiness.draining ? 'draining' : ready ? 'ready' : 'not ready', checks }
+  })
+
+  return admin
+}

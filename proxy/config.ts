@@ -1,0 +1,252 @@
+// The only module that reads the environment. Every variable is validated here, every problem is
+// reported at once (each naming the variable and a valid example), and the result is frozen and
+// passed down as an argument.
+import { existsSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { fileURLToPath } from 'node:url'
+
+// The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
+const PROJECT_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../' : '../', import.meta.url))
+const DEMO_DIR = PROJECT_ROOT + 'demo/'
+
+export const DEFAULTS = Object.freeze({
+  PORT: 8080,
+  HOST: '0.0.0.0',
+  BASE_DOMAIN: 'localhost',
+  BARE_DOMAIN: 'not-found' as BareDomainPolicy,
+  TENANTS_FILE: DEMO_DIR + 'tenants.json',
+  FLAGS_FILE: DEMO_DIR + 'flags.json',
+  FLAGS_POLL_MS: 500,
+  DEMO_LEGACY_PORT: 8081,
+  LEGACY_TIMEOUT_MS: 30_000,
+  LEGACY_CONNECTIONS: 128,
+  LEGACY_KEEP_ALIVE_MS: 4_000,
+  PRESERVE_HOST: true,
+  SERVED_BY_HEADER: 'x-served-by',
+  REQUEST_ID_HEADER: 'x-request-id',
+  REQUEST_TIMEOUT_MS: 60_000,
+  HEADERS_TIMEOUT_MS: 20_000,
+  KEEP_ALIVE_TIMEOUT_MS: 72_000,
+  CLIENT_IDLE_TIMEOUT_MS: 120_000,
+  MAX_HEADER_BYTES: 16_384,
+  BODY_LIMIT_BYTES: 1_048_576,
+  LEGACY_BODY_LIMIT_BYTES: 104_857_600,
+  ADMIN_PORT: 9090,
+  ADMIN_HOST: '127.0.0.1',
+  LOG_LEVEL: 'info'
+})
+
+export type BareDomainPolicy = 'not-found' | 'legacy'
+
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly baseDomain: string
+  /** What the bare base domain (no school in front) gets. */
+  readonly bareDomain: BareDomainPolicy
+  readonly tenantsFile: string
+  readonly flagsFile: string
+  readonly flagsPollMs: number
+  /** Undefined: ficus starts the embedded demo legacy app on `demoLegacyPort`. */
+  readonly legacyUrl: string | undefined
+  readonly demoLegacyPort: number
+  readonly legacyTimeoutMs: number
+  readonly legacyConnections: number
+  readonly legacyKeepAliveMs: number
+  readonly preserveHost: boolean
+  /** Lower-case header name, or undefined when the header is disabled. */
+  readonly servedByHeader: string | undefined
+  readonly requestIdHeader: string
+  /** Client addresses (or CIDR ranges) whose X-Forwarded-* headers are believed. */
+  readonly trustedProxies: readonly string[]
+  readonly requestTimeoutMs: number
+  readonly headersTimeoutMs: number
+  readonly keepAliveTimeoutMs: number
+  /** A client connection with no bytes moving either way for this long is closed. */
+  readonly clientIdleTimeoutMs: number
+  readonly maxHeaderBytes: number
+  readonly bodyLimitBytes: number
+  readonly legacyBodyLimitBytes: number
+  readonly adminPort: number
+  readonly adminHost: string
+  readonly adminToken: string | undefined
+  readonly logLevel: string
+}
+
+export class ConfigError extends Error {
+  readonly code = 'FICUS_ERR_CONFIG'
+  readonly problems: readonly string[]
+
+  constructor (problems: readonly string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>
+
+export function parseConfig (env: Env): Config {
+  const problems: string[] = []
+  const read = new EnvReader(env, problems)
+
+  const legacyUrl = read.url('LEGACY_URL', 'http://legacy.internal:8080')
+  const servedBy = env.SERVED_BY_HEADER ?? DEFAULTS.SERVED_BY_HEADER
+  if (servedBy !== '' && !/^[A-Za-z0-9-]+$/.test(servedBy)) {
+    problems.push('SERVED_BY_HEADER must be a header name, or empty to disable it, e.g. X-Served-By')
+  }
+  const config: Config = {
+    port: read.port('PORT', DEFAULTS.PORT),
+    host: read.string('HOST', DEFAULTS.HOST),
+    baseDomain: read.baseDomain('BASE_DOMAIN', DEFAULTS.BASE_DOMAIN),
+    bareDomain: read.oneOf('BARE_DOMAIN', ['not-found', 'legacy'], DEFAULTS.BARE_DOMAIN),
+    tenantsFile: read.file('TENANTS_FILE', DEFAULTS.TENANTS_FILE, '/etc/ficus/tenants.json'),
+    flagsFile: read.file('FLAGS_FILE', DEFAULTS.FLAGS_FILE, '/etc/ficus/flags.json'),
+    flagsPollMs: read.integer('FLAGS_POLL_MS', DEFAULTS.FLAGS_POLL_MS, 50, 60_000),
+    legacyUrl,
+    demoLegacyPort: read.port('DEMO_LEGACY_PORT', DEFAULTS.DEMO_LEGACY_PORT),
+    legacyTimeoutMs: read.integer('LEGACY_TIMEOUT_MS', DEFAULTS.LEGACY_TIMEOUT_MS, 1, 3_600_000),
+    legacyConnections: read.integer('LEGACY_CONNECTIONS', DEFAULTS.LEGACY_CONNECTIONS, 1, 65_536),
+    legacyKeepAliveMs: read.integer('LEGACY_KEEP_ALIVE_MS', DEFAULTS.LEGACY_KEEP_ALIVE_MS, 1, 3_600_000),
+    preserveHost: read.boolean('PRESERVE_HOST', DEFAULTS.PRESERVE_HOST),
+    servedByHeader: servedBy === '' ? undefined : servedBy.toLowerCase(),
+    requestIdHeader: read.headerName('REQUEST_ID_HEADER', DEFAULTS.REQUEST_ID_HEADER),
+    trustedProxies: read.addressList('TRUSTED_PROXIES'),
+    requestTimeoutMs: read.integer('REQUEST_TIMEOUT_MS', DEFAULTS.REQUEST_TIMEOUT_MS, 1, 3_600_000),
+    headersTimeoutMs: read.integer('HEADERS_TIMEOUT_MS', DEFAULTS.HEADERS_TIMEOUT_MS, 1, 3_600_000),
+    keepAliveTimeoutMs: read.integer('KEEP_ALIVE_TIMEOUT_MS', DEFAULTS.KEEP_ALIVE_TIMEOUT_MS, 1, 3_600_000),
+    clientIdleTimeoutMs: read.integer('CLIENT_IDLE_TIMEOUT_MS', DEFAULTS.CLIENT_IDLE_TIMEOUT_MS, 1, 3_600_000),
+    maxHeaderBytes: read.integer('MAX_HEADER_BYTES', DEFAULTS.MAX_HEADER_BYTES, 1_024, 1_048_576),
+    bodyLimitBytes: read.integer('BODY_LIMIT_BYTES', DEFAULTS.BODY_LIMIT_BYTES, 1, 1_073_741_824),
+    legacyBodyLimitBytes: read.integer('LEGACY_BODY_LIMIT_BYTES', DEFAULTS.LEGACY_BODY_LIMIT_BYTES, 1, 107_374_182_400),
+    adminPort: read.port('ADMIN_PORT', DEFAULTS.ADMIN_PORT),
+    adminHost: read.string('ADMIN_HOST', DEFAULTS.ADMIN_HOST),
+    adminToken: read.optionalString('ADMIN_TOKEN', 16, 'a random string of at least 16 characters'),
+    logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], DEFAULTS.LOG_LEVEL)
+  }
+  if (config.headersTimeoutMs > config.requestTimeoutMs) {
+    problems.push('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS, e.g. HEADERS_TIMEOUT_MS=20000 with REQUEST_TIMEOUT_MS=60000')
+  }
+  if (config.adminPort !== 0 && config.adminPort === config.port && !problems.some((p) => p.startsWith('ADMIN_PORT'))) {
+    problems.push('ADMIN_PORT must differ from PORT: the admin listener is never on the public port, e.g. ADMIN_PORT=9090')
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return Object.freeze(config)
+}
+
+/** Reads one variable at a time, recording a problem (and returning the default) when it is bad. */
+class EnvReader {
+  readonly #env: Env
+  readonly #problems: string[]
+
+  constructor (env: Env, problems: string[]) {
+    this.#env = env
+    this.#problems = problems
+  }
+
+  #raw (name: string): string | undefined {
+    const value = this.#env[name]
+    return value === undefined || value.trim() === '' ? undefined : value.trim()
+  }
+
+  string (name: string, fallback: string): string {
+    return this.#raw(name) ?? fallback
+  }
+
+  optionalString (name: string, minLength: number, example: string): string | undefined {
+    const value = this.#raw(name)
+    if (value !== undefined && value.length < minLength) {
+      this.#problems.push(`${name} must be at least ${minLength} characters long, e.g. ${example}`)
+    }
+    return value
+  }
+
+  integer (name: string, fallback: number, min: number, max: number): number {
+    const value = this.#raw(name)
+    if (value === undefined) return fallback
+    const number = Number(value)
+    if (!/^\d+$/.test(value) || number < min || number > max) {
+      this.#problems.push(`${name} must be a whole number from ${min} to ${max}, e.g. ${name}=${fallback}`)
+      return fallback
+    }
+    return number
+  }
+
+  port (name: string, fallback: number): number {
+    return this.integer(name, fallback, 0, 65_535)
+  }
+
+  boolean (name: string, fallback: boolean): boolean {
+    const value = this.#raw(name)?.toLowerCase()
+    if (value === undefined) return fallback
+    if (value === 'true' || value === '1' || value === 'yes') return true
+    if (value === 'false' || value === '0' || value === 'no') return false
+    this.#problems.push(`${name} must be true or false, e.g. ${name}=${String(fallback)}`)
+    return fallback
+  }
+
+  oneOf<T extends string> (name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.#raw(name)
+    if (value === undefined) return fallback
+    if (!allowed.includes(value as T)) {
+      this.#problems.push(`${name} must be one of ${allowed.join(', ')}, e.g. ${name}=${fallback}`)
+      return fallback
+    }
+    return value as T
+  }
+
+  url (name: string, example: string): string | undefined {
+    const value = this.#raw(name)
+    if (value === undefined) return undefined
+    let url: URL | undefined
+    try { url = new URL(value) } catch {}
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '') {
+      this.#problems.push(`${name} must be an http(s) URL with no query, e.g. ${name}=${example}`)
+      return undefined
+    }
+    return url.origin + url.pathname.replace(/\/$/, '')
+  }
+
+  baseDomain (name: string, fallback: string): string {
+    const value = this.#raw(name)?.toLowerCase().replace(/\.$/, '')
+    if (value === undefined) return fallback
+    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(value)) {
+      this.#problems.push(`${name} must be a domain name, e.g. ${name}=example.org`)
+      return fallback
+    }
+    return value
+  }
+
+  headerName (name: string, fallback: string): string {
+    const value = this.#raw(name)
+    if (value === undefined) return fallback
+    if (!/^[A-Za-z0-9-]+$/.test(value)) {
+      this.#problems.push(`${name} must be a header name, e.g. ${name}=${fallback}`)
+      return fallback
+    }
+    return value.toLowerCase()
+  }
+
+  file (name: string, fallback: string, example: string): string {
+    const value = this.#raw(name) ?? fallback
+    if (!existsSync(value)) {
+      this.#problems.push(`${name} names a file that does not exist (${value}), e.g. ${name}=${example}`)
+    }
+    return value
+  }
+
+  addressList (name: string): readonly string[] {
+    const value = this.#raw(name)
+    if (value === undefined) return []
+    const entries = value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+    for (const entry of entries) {
+      const [address = '', bits] = entry.split('/')
+      const family = isIP(address)
+      const maxBits = family === 6 ? 128 : 32
+      if (family === 0 || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= maxBits))) {
+        this.#problems.push(`${name} must list IP addresses or CIDR ranges, e.g. ${name}=10.0.0.0/8,127.0.0.1 (bad entry: ${entry})`)
+      }
+    }
+    return Object.freeze(entries)
+  }
+}

@@ -1,0 +1,84 @@
+// Starts ficus: reads the configuration, brings up what it names (or the embedded demo parts
+// when it names nothing), listens, and shuts down cleanly on SIGTERM/SIGINT.
+import { startDemoLegacyApp, type DemoLegacyApp } from '../demo/legacy-app.ts'
+import { Flags } from '../flags/flags.ts'
+import { migratedRoutes } from '../new-routes/index.ts'
+import { FileTenantRegistry } from '../tenants/file-registry.ts'
+import { buildAdmin, Readiness } from './admin.ts'
+import { ConfigError, parseConfig, type Config } from './config.ts'
+import { createLogger } from './logger.ts'
+import { buildProxy } from './server.ts'
+
+async function main (): Promise<void> {
+  let config: Config
+  try {
+    config = parseConfig(process.env)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`ficus: ${error.message}\n`)
+    process.exit(1)
+  }
+  const logger = createLogger(config.logLevel)
+  const closers: Array<() => Promise<void>> = []
+
+  let legacy: DemoLegacyApp | undefined
+  if (config.legacyUrl === undefined) {
+    legacy = await startDemoLegacyApp(config.demoLegacyPort)
+    closers.push(() => legacy?.close() ?? Promise.resolve())
+    logger.info({ legacy: legacy.url }, 'LEGACY_URL not set: using the embedded demo legacy app')
+  }
+
+  const registry = new FileTenantRegistry({
+    path: config.tenantsFile,
+    onReload: (count) => logger.info({ tenants: count }, 'tenants file reloaded'),
+    onInvalid: (error) => logger.error({ err: error.message }, 'tenants file rejected, keeping the last good list')
+  })
+  await registry.start()
+  closers.push(() => registry.close())
+
+  const flags = await Flags.fromFile(config.flagsFile, logger, config.flagsPollMs)
+  closers.push(() => flags.close())
+
+  const readiness = new Readiness()
+  const app = await buildProxy({ config, registry, flags, routes: migratedRoutes, logger })
+  const admin = await buildAdmin({
+    token: config.adminToken,
+    logger,
+    checks: [
+      { name: 'flags', check: () => ({ ready: flags.isReady(), detail: flags.source }) },
+      { name: 'tenants', check: () => ({ ready: registry.size > 0, detail: { source: registry.source, count: registry.size } }) }
+    ]
+  }, readiness)
+
+  await admin.listen({ port: config.adminPort, host: config.adminHost })
+  await app.listen({ port: config.port, host: config.host })
+  logger.info({
+    public: `http://${config.host}:${config.port}`,
+    admin: `http://${config.adminHost}:${config.adminPort}`,
+    baseDomain: config.baseDomain,
+    legacy: config.legacyUrl ?? legacy?.url,
+    tenants: `${registry.source} (${registry.size} schools)`,
+    flags: flags.source,
+    migratedRoutes: migratedRoutes.map((route) => `${route.name} <- ${route.flag}`)
+  }, 'ficus is serving')
+
+  let stopping = false
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    readiness.startDraining()
+    await app.close()
+    await admin.close()
+    for (const close of closers.reverse()) await close()
+    logger.info('stopped')
+    process.exit(0)
+  }
+  process.on('SIGTERM', (signal) => void stop(signal))
+  process.on('SIGINT', (signal) => void stop(signal))
+}
+
+await main()

@@ -1,0 +1,156 @@
+// The public edge, built without listening so tests can start it on port 0. For every request:
+// canonical path -> school from the Host -> route -> flag decision -> new handler or legacy.
+// Everything up to the decision is synchronous and from memory, and runs before the body is read.
+import { randomUUID } from 'node:crypto'
+import { METHODS, type IncomingMessage } from 'node:http'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify'
+import legacyAdapter from '../legacy-adapter/index.ts'
+import { decideBackend } from '../flags/decide-backend.ts'
+import type { FlagReader } from '../flags/flags.ts'
+import type { MigratedRoute } from '../new-routes/route.ts'
+import { HostResolver } from '../tenants/host.ts'
+import type { TenantRegistry } from '../tenants/registry.ts'
+import type { Tenant } from '../tenants/tenant.ts'
+import { TenantErrors } from '../tenants/errors.ts'
+import { canonicalizeUrl } from './canonical-path.ts'
+import type { Config } from './config.ts'
+import { ProxyErrors } from './errors.ts'
+import { sendError, toFicusError } from './error-reply.ts'
+import { TrustedProxies } from './trusted-proxies.ts'
+
+export interface ProxyParts {
+  readonly config: Config
+  readonly registry: TenantRegistry
+  readonly flags: FlagReader
+  readonly routes: readonly MigratedRoute[]
+  readonly logger: FastifyBaseLogger
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The school this request is for; set before any handler runs. */
+    tenant: Tenant
+  }
+  interface FastifyContextConfig {
+    migratedRoute?: MigratedRoute
+  }
+}
+
+// Set by rewriteUrl on the raw request when its path cannot be decided on; answered with 400.
+const kPathProblem = Symbol('ficus.pathProblem')
+type RawRequest = IncomingMessage & { [kPathProblem]?: string }
+
+const REQUEST_ID_SYNTAX = /^[A-Za-z0-9._:-]{1,128}$/
+// Legacy may speak WebDAV or anything else Node parses; CONNECT is for forward proxies only.
+const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'DELETE'])
+
+export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
+  const { config, registry, flags } = parts
+  const hosts = new HostResolver(config.baseDomain)
+  const trustedProxies = new TrustedProxies(config.trustedProxies)
+  const servedBy = config.servedByHeader
+
+  const app = Fastify({
+    loggerInstance: parts.logger,
+    // The access log line is written once, by the metrics stage, not twice per request by fastify.
+    logController: new LogController({ disableRequestLogging: true }),
+    http: {
+      // A repeated Host arrives joined ("a, b") instead of silently keeping the first one.
+      joinDuplicateHeaders: true,
+      maxHeaderSize: config.maxHeaderBytes,
+      headersTimeout: config.headersTimeoutMs
+    },
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    connectionTimeout: config.clientIdleTimeoutMs,
+    bodyLimit: config.bodyLimitBytes,
+    requestIdHeader: false,
+    genReqId (req) {
+      const supplied = trustedProxies.trusts(req.socket.remoteAddress) ? req.headers[config.requestIdHeader] : undefined
+      return typeof supplied === 'string' && REQUEST_ID_SYNTAX.test(supplied) ? supplied : randomUUID()
+    },
+    rewriteUrl (req) {
+      const canonical = canonicalizeUrl(req.url ?? '')
+      if (canonical.ok) return canonical.url
+      ;(req as RawRequest)[kPathProblem] = canonical.reason
+      return '/'
+    },
+    routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
+    exposeHeadRoutes: true
+  })
+
+  for (const method of ALL_METHODS) {
+    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: !BODYLESS_METHODS.has(method) })
+  }
+  app.decorateRequest('tenant', undefined as unknown as Tenant)
+
+  await app.register(legacyAdapter, {
+    legacyUrl: config.legacyUrl ?? `http://127.0.0.1:${config.demoLegacyPort}`,
+    timeoutMs: config.legacyTimeoutMs,
+    connections: config.legacyConnections,
+    keepAliveMs: config.legacyKeepAliveMs,
+    preserveHost: config.preserveHost,
+    bodyLimitBytes: config.legacyBodyLimitBytes,
+    requestIdHeader: config.requestIdHeader,
+    servedByHeader: servedBy,
+    trustsPeer: (request: FastifyRequest) => trustedProxies.trusts(request.socket.remoteAddress)
+  })
+
+  app.setErrorHandler((error, request, reply) => {
+    const ficusError = toFicusError(error as Error)
+    if (ficusError.statusCode >= 500) request.log.error({ err: error, code: ficusError.code }, 'request failed')
+    return sendError(request, reply, ficusError)
+  })
+
+  app.addHook('onRequest', function dispatch (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    const pathProblem = (request.raw as RawRequest)[kPathProblem]
+    if (pathProblem !== undefined) return done(ProxyErrors.FICUS_ERR_PATH_INVALID(pathProblem))
+
+    const host = hosts.resolve(request.headers.host)
+    if (host.kind !== 'tenant') {
+      if (host.kind === 'bare' && config.bareDomain === 'legacy') return void reply.toLegacy()
+      if (host.kind === 'malformed') return done(TenantErrors.FICUS_ERR_HOST_INVALID(host.reason))
+      return done(TenantErrors.FICUS_ERR_TENANT_UNKNOWN())
+    }
+    const tenant = registry.get(host.tenantId)
+    if (tenant === undefined) return done(TenantErrors.FICUS_ERR_TENANT_UNKNOWN())
+    if (tenant.status !== 'active') {
+      return done(tenant.status === 'maintenance' ? TenantErrors.FICUS_ERR_TENANT_MAINTENANCE() : TenantErrors.FICUS_ERR_TENANT_SUSPENDED())
+    }
+    request.tenant = tenant
+
+    const route = request.routeOptions.config.migratedRoute
+    if (route === undefined) return void reply.toLegacy()
+    let backend
+    try {
+      backend = decideBackend(flags, route.flag, { tenantId: tenant.id, route: route.name, remoteAddress: request.ip })
+    } catch (error) {
+      return done(toFicusError(error as Error))
+    }
+    if (backend === 'legacy') return void reply.toLegacy()
+    if (servedBy !== undefined) reply.header(servedBy, 'new')
+    done()
+  })
+
+  // Everything no migrated route claims goes to legacy, whatever the method.
+  app.route({ method: ALL_METHODS, url: '/*', handler: legacyOnly })
+  app.route({ method: ALL_METHODS, url: '/', handler: legacyOnly })
+
+  for (const route of parts.routes) {
+    app.route({
+      method: route.method as string | string[],
+      url: route.url,
+      schema: route.schema,
+      config: { migratedRoute: route },
+      handler: route.handler
+    })
+  }
+
+  return app
+}
+
+// Unreachable: the dispatch hook forwards every request of these routes before their handler.
+async function legacyOnly (): Promise<never> {
+  throw ProxyErrors.FICUS_ERR_INTERNAL('catch-all handler reached')
+}

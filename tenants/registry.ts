@@ -1,0 +1,16 @@
+import type { Tenant } from './tenant.ts'
+
+/**
+ * Where the edge looks schools up. `get` is synchronous and answers from memory because it runs
+ * on every request; implementations refresh their snapshot in the background and replace it whole.
+ */
+export interface TenantRegistry {
+  /** Loads the first snapshot; rejects when there is none to serve from. */
+  start (): Promise<void>
+  get (id: string): Tenant | undefined
+  all (): Iterable<Tenant>
+  readonly size: number
+  /** Describes the source for logs and /readyz (never a password). */
+  readonly source: string
+  close (): Promise<void>
+}
