@@ -9,7 +9,7 @@ import { WatchedJsonFile } from '../files/watched-json-file.ts'
 type Feature = ClientFeaturesResponse['features'][number]
 type Segment = NonNullable<ClientFeaturesResponse['segments']>[number]
 
-interface FlagSnapshot {
+export interface FlagSnapshot {
   readonly features: ReadonlyMap<string, Feature>
   readonly segments: ReadonlyMap<number, Segment>
 }

@@ -5,6 +5,8 @@ import type { Context } from 'unleash-client'
 export interface FlagContext {
   /** The school (sub-domain label). Always present; also the stickiness key of rollouts. */
   readonly tenantId: string
+  /** The school's cohorts from the registry (`pilot`, `wave-1`, ...). */
+  readonly cohorts: readonly string[]
   /** The migrated route's name, e.g. `attendance.page`. */
   readonly route: string
   readonly remoteAddress?: string
@@ -12,12 +14,16 @@ export interface FlagContext {
   readonly sessionId?: string
 }
 
-/** Unleash reads custom fields from `properties`; `tenantId` there is what `stickiness: tenantId` hashes. */
-export function toUnleashContext (context: FlagContext): Context {
+/**
+ * Unleash reads custom fields from `properties`; `tenantId` there is what `stickiness: tenantId`
+ * hashes. Unleash context values are single strings, so `cohort` holds one cohort at a time:
+ * the caller evaluates once per cohort (see Flags.isEnabled).
+ */
+export function toUnleashContext (context: FlagContext, cohort: string | undefined): Context {
   return {
     userId: context.userId,
     sessionId: context.sessionId,
     remoteAddress: context.remoteAddress,
-    properties: { tenantId: context.tenantId, route: context.route }
+    properties: { tenantId: context.tenantId, route: context.route, cohort }
   }
 }

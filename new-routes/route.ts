@@ -13,6 +13,8 @@ export interface MigratedRoute<G extends RouteGenericInterface = RouteGenericInt
   readonly url: string
   /** The feature flag that moves this route to the new handler. */
   readonly flag: string
+  /** Optional Unleash kill-switch flag of this route: when on, the route stays on legacy. */
+  readonly killSwitch?: string
   readonly schema?: FastifySchema
   readonly handler: RouteHandlerMethod<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, G>
 }

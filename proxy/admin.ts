@@ -15,6 +15,8 @@ export interface AdminParts {
   readonly token: string | undefined
   readonly checks: readonly ReadinessCheck[]
   readonly logger: FastifyBaseLogger
+  /** Explains every migrated route for one school; undefined when the school is unknown. */
+  readonly decisions?: (tenantId: string) => unknown
 }
 
 export class Readiness {
@@ -57,6 +59,19 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
     reply.code(ready ? 200 : 503)
     return { status: readiness.draining ? 'draining' : ready ? 'ready' : 'not ready', checks }
   })
+
+  const decisions = parts.decisions
+  if (decisions !== undefined) {
+    admin.get<{ Querystring: { tenant?: string } }>('/decisions', async (request, reply) => {
+      const tenantId = request.query.tenant
+      if (tenantId === undefined || tenantId === '') {
+        return reply.code(400).send({ error: { code: 'FICUS_ERR_VALIDATION', message: 'the tenant query parameter is required, e.g. /decisions?tenant=school-a' } })
+      }
+      const result = decisions(tenantId.toLowerCase())
+      if (result === undefined) return reply.code(404).send({ error: { code: 'FICUS_ERR_TENANT_UNKNOWN', message: `no school "${tenantId}" in the registry` } })
+      return result
+    })
+  }
 
   return admin
 }

@@ -3,6 +3,7 @@
 // passed down as an argument.
 import { existsSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 
 // The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
@@ -17,6 +18,10 @@ export const DEFAULTS = Object.freeze({
   TENANTS_FILE: DEMO_DIR + 'tenants.json',
   FLAGS_FILE: DEMO_DIR + 'flags.json',
   FLAGS_POLL_MS: 500,
+  UNLEASH_APP_NAME: 'ficus',
+  UNLEASH_ENVIRONMENT: 'default',
+  UNLEASH_REFRESH_MS: 1_000,
+  UNLEASH_BACKUP_DIR: tmpdir(),
   DEMO_LEGACY_PORT: 8081,
   LEGACY_TIMEOUT_MS: 30_000,
   LEGACY_CONNECTIONS: 128,
@@ -47,6 +52,10 @@ export interface Config {
   readonly tenantsFile: string
   readonly flagsFile: string
   readonly flagsPollMs: number
+  /** Set when UNLEASH_URL is: flags come from that server instead of the flags file. */
+  readonly unleash: UnleashConfig | undefined
+  /** An Unleash kill-switch flag that, when on, sends every migrated route to legacy. */
+  readonly killSwitchFlag: string | undefined
   /** Undefined: ficus starts the embedded demo legacy app on `demoLegacyPort`. */
   readonly legacyUrl: string | undefined
   readonly demoLegacyPort: number
@@ -73,6 +82,17 @@ export interface Config {
   readonly logLevel: string
 }
 
+export interface UnleashConfig {
+  readonly url: string
+  readonly apiToken: string
+  readonly appName: string
+  readonly environment: string
+  readonly refreshIntervalMs: number
+  readonly backupDir: string
+  /** FLAGS_FILE when it is set explicitly: served from until the server first answers. */
+  readonly bootstrapFile: string | undefined
+}
+
 export class ConfigError extends Error {
   readonly code = 'FICUS_ERR_CONFIG'
   readonly problems: readonly string[]
@@ -91,6 +111,22 @@ export function parseConfig (env: Env): Config {
   const read = new EnvReader(env, problems)
 
   const legacyUrl = read.url('LEGACY_URL', 'http://legacy.internal:8080')
+  const unleashUrl = read.url('UNLEASH_URL', 'http://unleash.internal:4242/api')
+  const unleashToken = read.optionalString('UNLEASH_API_TOKEN', 1, 'default:production.4f1c...')
+  if (unleashUrl !== undefined && unleashToken === undefined) {
+    problems.push('UNLEASH_API_TOKEN is required with UNLEASH_URL: a client (backend) token, e.g. UNLEASH_API_TOKEN=default:production.4f1c...')
+  }
+  const unleash: UnleashConfig | undefined = unleashUrl === undefined
+    ? undefined
+    : Object.freeze({
+      url: unleashUrl,
+      apiToken: unleashToken ?? '',
+      appName: read.string('UNLEASH_APP_NAME', DEFAULTS.UNLEASH_APP_NAME),
+      environment: read.string('UNLEASH_ENVIRONMENT', DEFAULTS.UNLEASH_ENVIRONMENT),
+      refreshIntervalMs: read.integer('UNLEASH_REFRESH_MS', DEFAULTS.UNLEASH_REFRESH_MS, 100, 600_000),
+      backupDir: read.string('UNLEASH_BACKUP_DIR', DEFAULTS.UNLEASH_BACKUP_DIR),
+      bootstrapFile: env.FLAGS_FILE === undefined || env.FLAGS_FILE.trim() === '' ? undefined : env.FLAGS_FILE.trim()
+    })
   const servedBy = env.SERVED_BY_HEADER ?? DEFAULTS.SERVED_BY_HEADER
   if (servedBy !== '' && !/^[A-Za-z0-9-]+$/.test(servedBy)) {
     problems.push('SERVED_BY_HEADER must be a header name, or empty to disable it, e.g. X-Served-By')
@@ -103,6 +139,8 @@ export function parseConfig (env: Env): Config {
     tenantsFile: read.file('TENANTS_FILE', DEFAULTS.TENANTS_FILE, '/etc/ficus/tenants.json'),
     flagsFile: read.file('FLAGS_FILE', DEFAULTS.FLAGS_FILE, '/etc/ficus/flags.json'),
     flagsPollMs: read.integer('FLAGS_POLL_MS', DEFAULTS.FLAGS_POLL_MS, 50, 60_000),
+    unleash,
+    killSwitchFlag: read.optionalString('KILL_SWITCH_FLAG', 1, 'ficus-kill-switch'),
     legacyUrl,
     demoLegacyPort: read.port('DEMO_LEGACY_PORT', DEFAULTS.DEMO_LEGACY_PORT),
     legacyTimeoutMs: read.integer('LEGACY_TIMEOUT_MS', DEFAULTS.LEGACY_TIMEOUT_MS, 1, 3_600_000),

@@ -7,6 +7,7 @@ import { FileTenantRegistry } from '../tenants/file-registry.ts'
 import { buildAdmin, Readiness } from './admin.ts'
 import { ConfigError, parseConfig, type Config } from './config.ts'
 import { createLogger } from './logger.ts'
+import { decisionsFor } from './decisions.ts'
 import { buildProxy } from './server.ts'
 
 async function main (): Promise<void> {
@@ -36,8 +37,11 @@ async function main (): Promise<void> {
   await registry.start()
   closers.push(() => registry.close())
 
-  const flags = await Flags.fromFile(config.flagsFile, logger, config.flagsPollMs)
+  const flags = config.unleash === undefined
+    ? await Flags.fromFile(config.flagsFile, logger, config.flagsPollMs)
+    : Flags.fromServer(config.unleash, logger)
   closers.push(() => flags.close())
+  if (config.unleash === undefined) logger.info({ flags: config.flagsFile }, 'UNLEASH_URL not set: flags come from the flags file')
 
   const readiness = new Readiness()
   const app = await buildProxy({ config, registry, flags, routes: migratedRoutes, logger })
@@ -45,9 +49,10 @@ async function main (): Promise<void> {
     token: config.adminToken,
     logger,
     checks: [
-      { name: 'flags', check: () => ({ ready: flags.isReady(), detail: flags.source }) },
+      { name: 'flags', check: () => ({ ready: flags.isReady(), detail: flags.status() }) },
       { name: 'tenants', check: () => ({ ready: registry.size > 0, detail: { source: registry.source, count: registry.size } }) }
-    ]
+    ],
+    decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag })
   }, readiness)
 
   await admin.listen({ port: config.adminPort, host: config.adminHost })

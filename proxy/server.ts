@@ -124,7 +124,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     if (route === undefined) return void reply.toLegacy()
     let backend
     try {
-      backend = decideBackend(flags, route.flag, { tenantId: tenant.id, route: route.name, remoteAddress: request.ip })
+      backend = decideBackend(flags, route, { tenantId: tenant.id, cohorts: tenant.cohorts, route: route.name, remoteAddress: request.ip }, config.killSwitchFlag)
     } catch (error) {
       return done(toFicusError(error as Error))
     }

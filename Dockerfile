@@ -1,0 +1,38 @@
+# ficus: build with the full toolchain, run on the slim image with production dependencies only.
+FROM node:24-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY errors ./errors
+COPY files ./files
+COPY html ./html
+COPY proxy ./proxy
+COPY legacy-adapter ./legacy-adapter
+COPY new-routes ./new-routes
+COPY flags ./flags
+COPY tenants ./tenants
+COPY sessions ./sessions
+COPY tenant-db ./tenant-db
+COPY demo ./demo
+RUN npx tsc -p tsconfig.json
+
+FROM node:24-slim
+ENV NODE_ENV=production \
+    PORT=8080 \
+    ADMIN_PORT=9090 \
+    # Inside the container the admin port must be reachable by the orchestrator's probes;
+    # set ADMIN_TOKEN when the pod network is shared.
+    ADMIN_HOST=0.0.0.0
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY demo/*.json ./demo/
+COPY migrations ./migrations
+USER node
+EXPOSE 8080 9090
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "const t = process.env.ADMIN_TOKEN; fetch('http://127.0.0.1:' + (process.env.ADMIN_PORT || 9090) + '/livez', { headers: t ? { authorization: 'Bearer ' + t } : {} }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/proxy/main.js"]
