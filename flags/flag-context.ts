@@ -24,6 +24,17 @@ export function toUnleashContext (context: FlagContext, cohort: string | undefin
     userId: context.userId,
     sessionId: context.sessionId,
     remoteAddress: context.remoteAddress,
-    properties: { tenantId: context.tenantId, route: context.route, cohort }
+    properties: { tenantId: context.tenantId, route: context.route, cohort, cohorts: delimitedCohorts(context.cohorts) }
   }
+}
+
+// `,pilot,wave-1,`: lets a product owner write `cohorts STR_CONTAINS ,pilot,`, negatable too.
+const delimited = new WeakMap<readonly string[], string>()
+function delimitedCohorts (cohorts: readonly string[]): string {
+  let value = delimited.get(cohorts)
+  if (value === undefined) {
+    value = `,${cohorts.join(',')},`
+    delimited.set(cohorts, value)
+  }
+  return value
 }
