@@ -2,8 +2,11 @@
 import type { MigratedRoute } from './route.ts'
 import { attendancePage } from './attendance-page/index.ts'
 import { timetablePage } from './timetable-page/index.ts'
+import { me, updatePreferences } from './me/index.ts'
 
 export const migratedRoutes: readonly MigratedRoute[] = [
   attendancePage,
-  timetablePage
+  timetablePage,
+  me,
+  updatePreferences
 ]

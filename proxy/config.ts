@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { tmpdir } from 'node:os'
+import { parseSessionConfig, type SessionConfig } from '../sessions/config.ts'
 import { fileURLToPath } from 'node:url'
 
 // The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
@@ -80,6 +81,7 @@ export interface Config {
   readonly adminHost: string
   readonly adminToken: string | undefined
   readonly logLevel: string
+  readonly sessions: SessionConfig
 }
 
 export interface UnleashConfig {
@@ -160,6 +162,7 @@ export function parseConfig (env: Env): Config {
     adminPort: read.port('ADMIN_PORT', DEFAULTS.ADMIN_PORT),
     adminHost: read.string('ADMIN_HOST', DEFAULTS.ADMIN_HOST),
     adminToken: read.optionalString('ADMIN_TOKEN', 16, 'a random string of at least 16 characters'),
+    sessions: parseSessionConfig(env, problems),
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], DEFAULTS.LOG_LEVEL)
   }
   if (config.headersTimeoutMs > config.requestTimeoutMs) {

@@ -28,8 +28,9 @@ export function sendError (request: FastifyRequest, reply: FastifyReply, error: 
 }
 
 function wantsJson (request: FastifyRequest): boolean {
-  const accept = request.headers.accept
-  return accept !== undefined && accept.includes('json') && !accept.includes('html')
+  const accept = request.headers.accept ?? ''
+  if (accept.includes('html')) return false
+  return accept.includes('json') || (request.headers['content-type'] ?? '').includes('json')
 }
 
 function errorPage (error: FicusError, requestId: string): string {

@@ -1,5 +1,6 @@
 // Starts ficus: reads the configuration, brings up what it names (or the embedded demo parts
 // when it names nothing), listens, and shuts down cleanly on SIGTERM/SIGINT.
+import type { AddressInfo } from 'node:net'
 import { startDemoLegacyApp, type DemoLegacyApp } from '../demo/legacy-app.ts'
 import { Flags } from '../flags/flags.ts'
 import { migratedRoutes } from '../new-routes/index.ts'
@@ -8,6 +9,7 @@ import { buildAdmin, Readiness } from './admin.ts'
 import { ConfigError, parseConfig, type Config } from './config.ts'
 import { createLogger } from './logger.ts'
 import { decisionsFor } from './decisions.ts'
+import { createSessions } from '../sessions/config.ts'
 import { buildProxy } from './server.ts'
 
 async function main (): Promise<void> {
@@ -43,8 +45,14 @@ async function main (): Promise<void> {
   closers.push(() => flags.close())
   if (config.unleash === undefined) logger.info({ flags: config.flagsFile }, 'UNLEASH_URL not set: flags come from the flags file')
 
+  const sessionLog = logger.child({ component: 'sessions' })
+  const sessions = createSessions(config.sessions, { info: (m) => sessionLog.info(m), warn: (m) => sessionLog.warn(m) })
+  if (config.sessions.redisUrl === undefined) logger.info('REDIS_URL not set: sessions live in memory, in this process only')
+
   const readiness = new Readiness()
-  const app = await buildProxy({ config, registry, flags, routes: migratedRoutes, logger })
+  // Forward to the demo app where it actually listens: DEMO_LEGACY_PORT=0 lets the system pick.
+  const proxyConfig: Config = legacy === undefined ? config : Object.freeze({ ...config, legacyUrl: legacy.url })
+  const app = await buildProxy({ config: proxyConfig, registry, flags, routes: migratedRoutes, logger, sessions })
   const admin = await buildAdmin({
     token: config.adminToken,
     logger,
@@ -58,11 +66,13 @@ async function main (): Promise<void> {
   await admin.listen({ port: config.adminPort, host: config.adminHost })
   await app.listen({ port: config.port, host: config.host })
   logger.info({
-    public: `http://${config.host}:${config.port}`,
-    admin: `http://${config.adminHost}:${config.adminPort}`,
+    // The bound ports, not the configured ones: with PORT=0 the system picks them.
+    public: `http://${config.host}:${boundPort(app.server.address(), config.port)}`,
+    admin: `http://${config.adminHost}:${boundPort(admin.server.address(), config.adminPort)}`,
     baseDomain: config.baseDomain,
     legacy: config.legacyUrl ?? legacy?.url,
     tenants: `${registry.source} (${registry.size} schools)`,
+    sessions: sessions.store.description,
     flags: flags.source,
     migratedRoutes: migratedRoutes.map((route) => `${route.name} <- ${route.flag}`)
   }, 'ficus is serving')
@@ -84,6 +94,10 @@ async function main (): Promise<void> {
   }
   process.on('SIGTERM', (signal) => void stop(signal))
   process.on('SIGINT', (signal) => void stop(signal))
+}
+
+function boundPort (address: string | AddressInfo | null, configured: number): number {
+  return typeof address === 'object' && address !== null ? address.port : configured
 }
 
 await main()

@@ -10,6 +10,8 @@ import type { FlagReader } from '../flags/flags.ts'
 import type { MigratedRoute } from '../new-routes/route.ts'
 import { HostResolver } from '../tenants/host.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
+import sessionsPlugin from '../sessions/plugin.ts'
+import type { SessionComponents } from '../sessions/config.ts'
 import type { Tenant } from '../tenants/tenant.ts'
 import { TenantErrors } from '../tenants/errors.ts'
 import { canonicalizeUrl } from './canonical-path.ts'
@@ -24,6 +26,8 @@ export interface ProxyParts {
   readonly flags: FlagReader
   readonly routes: readonly MigratedRoute[]
   readonly logger: FastifyBaseLogger
+  /** The shared session store; without it handlers have no `request.session`. */
+  readonly sessions?: SessionComponents
 }
 
 declare module 'fastify' {
@@ -43,6 +47,8 @@ type RawRequest = IncomingMessage & { [kPathProblem]?: string }
 const REQUEST_ID_SYNTAX = /^[A-Za-z0-9._:-]{1,128}$/
 // Legacy may speak WebDAV or anything else Node parses; CONNECT is for forward proxies only.
 const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
+// How late (at most) a headers or request timeout is noticed.
+const MAX_TIMEOUT_CHECK_MS = 1_000
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'DELETE'])
 
 export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
@@ -59,7 +65,10 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       // A repeated Host arrives joined ("a, b") instead of silently keeping the first one.
       joinDuplicateHeaders: true,
       maxHeaderSize: config.maxHeaderBytes,
-      headersTimeout: config.headersTimeoutMs
+      headersTimeout: config.headersTimeoutMs,
+      // Node enforces headersTimeout and requestTimeout only when it sweeps its connections,
+      // every 30 s by default: a slow client would hold its socket well past either limit.
+      connectionsCheckingInterval: Math.max(1, Math.min(MAX_TIMEOUT_CHECK_MS, Math.ceil(config.headersTimeoutMs / 2)))
     },
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -97,6 +106,19 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     trustsPeer: (request: FastifyRequest) => trustedProxies.trusts(request.socket.remoteAddress)
   })
 
+  const bindings = parts.sessions?.bindings
+  if (parts.sessions !== undefined) await app.register(sessionsPlugin, parts.sessions)
+
+  // A session belongs to the school it was created on: its cookie must not reach legacy on
+  // another school. Requests without the session cookie pass straight through.
+  function toLegacy (request: FastifyRequest, reply: FastifyReply, tenantId: string): void {
+    const cookie = request.headers.cookie
+    const forLegacy = bindings === undefined ? cookie : bindings.legacyCookieHeader(cookie, tenantId)
+    if (forLegacy === cookie) return void reply.toLegacy()
+    if (!(forLegacy instanceof Promise)) return sendWithCookie(request, reply, forLegacy)
+    forLegacy.then((header) => sendWithCookie(request, reply, header), (error: Error) => reply.send(error))
+  }
+
   app.setErrorHandler((error, request, reply) => {
     const ficusError = toFicusError(error as Error)
     if (ficusError.statusCode >= 500) request.log.error({ err: error, code: ficusError.code }, 'request failed')
@@ -121,14 +143,14 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     request.tenant = tenant
 
     const route = request.routeOptions.config.migratedRoute
-    if (route === undefined) return void reply.toLegacy()
+    if (route === undefined) return toLegacy(request, reply, tenant.id)
     let backend
     try {
       backend = decideBackend(flags, route, { tenantId: tenant.id, cohorts: tenant.cohorts, route: route.name, remoteAddress: request.ip }, config.killSwitchFlag)
     } catch (error) {
       return done(toFicusError(error as Error))
     }
-    if (backend === 'legacy') return void reply.toLegacy()
+    if (backend === 'legacy') return toLegacy(request, reply, tenant.id)
     if (servedBy !== undefined) reply.header(servedBy, 'new')
     done()
   })
@@ -148,6 +170,12 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   }
 
   return app
+}
+
+function sendWithCookie (request: FastifyRequest, reply: FastifyReply, cookie: string | undefined): void {
+  if (cookie === undefined) delete request.raw.headers.cookie
+  else request.raw.headers.cookie = cookie
+  reply.toLegacy()
 }
 
 // Unreachable: the dispatch hook forwards every request of these routes before their handler.
