@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The legacy fixture of the session tests runs on Debian's Flask, Flask-Session and redis-py
+# under /usr/bin/python3 (not a pyenv python that may be first on PATH).
+set -euo pipefail
+PACKAGES=(python3 python3-flask python3-flask-session python3-redis)
+missing=()
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+/usr/bin/python3 -c 'import flask, flask_session, redis, itsdangerous' 
+echo "python3-flask fixture ready: $(/usr/bin/python3 -c 'import flask_session; print("Flask-Session", flask_session.__version__)')"

@@ -1,0 +1,147 @@
+// The sessions' settings, parsed from the environment that proxy/config.ts hands over, and the
+// components they describe, ready for `app.register(sessionsPlugin, createSessions(config, log))`.
+import { SessionBindings, DEFAULT_BINDING_CACHE_SIZE } from './bindings.ts'
+import { codecByName, SESSION_CODEC_NAMES } from './codecs.ts'
+import type { SessionCodecName } from './codecs.ts'
+import { MemorySessionStore } from './memory-store.ts'
+import { DEFAULT_COOKIE_NAME, DEFAULT_TENANT_KEY } from './plugin.ts'
+import type { SessionsPluginOptions } from './plugin.ts'
+import { DEFAULT_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT_MS, RedisSessionStore } from './redis-store.ts'
+import { DEFAULT_WRITE_RETRIES } from './session.ts'
+import { ItsdangerousSigner } from './signer.ts'
+import type { SessionLogger } from './store.ts'
+
+export const SESSION_SIGNER_NAMES = ['none', 'itsdangerous'] as const
+export type SessionSignerName = typeof SESSION_SIGNER_NAMES[number]
+
+export const SESSION_DEFAULTS = Object.freeze({
+  SESSION_COOKIE: DEFAULT_COOKIE_NAME,
+  SESSION_KEY_PREFIX: DEFAULT_KEY_PREFIX,
+  SESSION_CODEC: 'json' as SessionCodecName,
+  SESSION_SIGNER: 'none' as SessionSignerName,
+  SESSION_TENANT_KEY: DEFAULT_TENANT_KEY,
+  SESSION_REDIS_TIMEOUT_MS: DEFAULT_REDIS_TIMEOUT_MS,
+  SESSION_WRITE_RETRIES: DEFAULT_WRITE_RETRIES,
+  SESSION_BINDING_CACHE_SIZE: DEFAULT_BINDING_CACHE_SIZE
+})
+
+export interface SessionConfig {
+  /** Undefined: the embedded in-process store. */
+  readonly redisUrl: string | undefined
+  readonly cookieName: string
+  readonly keyPrefix: string
+  readonly codec: SessionCodecName
+  readonly signer: SessionSignerName
+  /** Flask's SECRET_KEY when ids are signed. Not enumerable, so logging the config does not print it. */
+  readonly secret: string | undefined
+  readonly tenantKey: string
+  /** Undefined: a write keeps the record's remaining TTL; else each write resets it to this. */
+  readonly ttlSeconds: number | undefined
+  readonly redisTimeoutMs: number
+  readonly writeRetries: number
+  readonly bindingCacheSize: number
+}
+
+// RFC 6265 cookie-name token.
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+function positiveInt (env: Record<string, string | undefined>, name: string, fallback: number, min: number,
+  example: string, problems: string[]): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min) {
+    problems.push(`${name} must be an integer of at least ${min}, e.g. ${name}=${example}`)
+    return fallback
+  }
+  return value
+}
+
+function oneOf<T extends string> (env: Record<string, string | undefined>, name: string, allowed: readonly T[],
+  fallback: T, problems: string[]): T {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  if ((allowed as readonly string[]).includes(raw)) return raw as T
+  problems.push(`${name} must be one of ${allowed.join(', ')}, e.g. ${name}=${allowed[allowed.length - 1] ?? fallback}`)
+  return fallback
+}
+
+export function parseSessionConfig (env: Record<string, string | undefined>, problems: string[]): SessionConfig {
+  let redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL
+  if (redisUrl !== undefined) {
+    let protocol = ''
+    try { protocol = new URL(redisUrl).protocol } catch {}
+    if (protocol !== 'redis:' && protocol !== 'rediss:') {
+      problems.push('REDIS_URL must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
+      redisUrl = undefined
+    }
+  }
+
+  const cookieName = env.SESSION_COOKIE === undefined || env.SESSION_COOKIE === '' ? SESSION_DEFAULTS.SESSION_COOKIE : env.SESSION_COOKIE
+  if (!COOKIE_NAME.test(cookieName)) problems.push('SESSION_COOKIE must be a cookie name (letters, digits, !#$%&\'*+-.^_`|~), e.g. SESSION_COOKIE=session')
+
+  const keyPrefix = env.SESSION_KEY_PREFIX ?? SESSION_DEFAULTS.SESSION_KEY_PREFIX
+  const codec = oneOf(env, 'SESSION_CODEC', SESSION_CODEC_NAMES, SESSION_DEFAULTS.SESSION_CODEC, problems)
+  const signer = oneOf(env, 'SESSION_SIGNER', SESSION_SIGNER_NAMES, SESSION_DEFAULTS.SESSION_SIGNER, problems)
+  const secret = env.SESSION_SECRET === '' ? undefined : env.SESSION_SECRET
+  if (signer === 'itsdangerous' && secret === undefined) {
+    problems.push('SESSION_SECRET is required when SESSION_SIGNER=itsdangerous: the legacy\'s SECRET_KEY, e.g. SESSION_SECRET=change-me-to-the-flask-secret')
+  }
+
+  const tenantKey = env.SESSION_TENANT_KEY === undefined || env.SESSION_TENANT_KEY === '' ? SESSION_DEFAULTS.SESSION_TENANT_KEY : env.SESSION_TENANT_KEY
+  const ttlRaw = env.SESSION_TTL_SECONDS
+  const ttlSeconds = ttlRaw === undefined || ttlRaw === '' ? undefined : positiveInt(env, 'SESSION_TTL_SECONDS', 0, 1, '2678400', problems)
+
+  const config: SessionConfig = {
+    redisUrl,
+    cookieName,
+    keyPrefix,
+    codec,
+    signer,
+    secret: undefined,
+    tenantKey,
+    ttlSeconds: ttlSeconds === 0 ? undefined : ttlSeconds,
+    redisTimeoutMs: positiveInt(env, 'SESSION_REDIS_TIMEOUT_MS', SESSION_DEFAULTS.SESSION_REDIS_TIMEOUT_MS, 1, '300', problems),
+    writeRetries: positiveInt(env, 'SESSION_WRITE_RETRIES', SESSION_DEFAULTS.SESSION_WRITE_RETRIES, 0, '8', problems),
+    bindingCacheSize: positiveInt(env, 'SESSION_BINDING_CACHE_SIZE', SESSION_DEFAULTS.SESSION_BINDING_CACHE_SIZE, 1, '10000', problems)
+  }
+  Object.defineProperty(config, 'secret', { value: secret, enumerable: false })
+  return Object.freeze(config)
+}
+
+/** Options for sessionsPlugin, with the store, signer and bindings the config describes. */
+export type SessionComponents = SessionsPluginOptions & Required<Pick<SessionsPluginOptions, 'bindings'>>
+
+export function createSessions (config: SessionConfig, log?: SessionLogger): SessionComponents {
+  const store = config.redisUrl === undefined
+    ? new MemorySessionStore(config.ttlSeconds === undefined ? {} : { ttlSeconds: config.ttlSeconds })
+    : new RedisSessionStore({
+      url: config.redisUrl,
+      keyPrefix: config.keyPrefix,
+      timeoutMs: config.redisTimeoutMs,
+      ...(config.ttlSeconds === undefined ? {} : { ttlSeconds: config.ttlSeconds }),
+      ...(log === undefined ? {} : { log })
+    })
+  const codec = codecByName(config.codec)
+  const signer = config.signer === 'itsdangerous' && config.secret !== undefined
+    ? new ItsdangerousSigner({ secret: config.secret })
+    : undefined
+  const bindings = new SessionBindings({
+    store,
+    codec,
+    signer,
+    cookieName: config.cookieName,
+    tenantKey: config.tenantKey,
+    cacheSize: config.bindingCacheSize,
+    ...(log === undefined ? {} : { log })
+  })
+  return {
+    store,
+    codec,
+    ...(signer === undefined ? {} : { signer }),
+    cookieName: config.cookieName,
+    tenantKey: config.tenantKey,
+    writeRetries: config.writeRetries,
+    bindings
+  }
+}
