@@ -1,9 +1,10 @@
 // The embedded stand-in for the legacy school-management app, so `npm start` shows a real
 // switch with nothing else installed: server-rendered pages in the old look, its own port, its
 // own sign-in. ficus forwards to it exactly as it would to the real legacy app.
-import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { escapeHtml } from '../html/escape.ts'
+import { MemorySessionStore } from '../sessions/memory-store.ts'
+import { jsonCodec } from '../sessions/codecs.ts'
 
 export interface DemoLegacyApp {
   readonly server: Server
@@ -12,28 +13,35 @@ export interface DemoLegacyApp {
 }
 
 const SESSION_COOKIE = 'session'
+const SESSION_TTL_MS = 8 * 3_600_000
 
-export async function startDemoLegacyApp (port: number, host = '127.0.0.1'): Promise<DemoLegacyApp> {
-  const sessions = new Map<string, { user: string, school: string }>()
+/**
+ * `sessions` is the in-process store ficus reads too (the embedded default), so a sign-in here
+ * is seen by migrated routes such as /me: the same record, in the JSON format, naming its school
+ * under `tenant` as a real legacy app's session would.
+ */
+export async function startDemoLegacyApp (port: number, host = '127.0.0.1', sessions = new MemorySessionStore()): Promise<DemoLegacyApp> {
 
   const server = createServer((req, res) => {
     let body = ''
     req.setEncoding('utf8')
     req.on('data', (chunk: string) => { if (body.length < 65_536) body += chunk })
-    req.on('end', () => route(req, res, body))
+    req.on('end', () => {
+      route(req, res, body).catch(() => send(res, 500, legacyPage('', 'Error', '<p>Something went wrong.</p>', undefined)))
+    })
   })
 
-  function route (req: IncomingMessage, res: ServerResponse, body: string): void {
+  async function route (req: IncomingMessage, res: ServerResponse, body: string): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://legacy.invalid')
     const school = (req.headers.host ?? '').split('.')[0] ?? ''
     const sessionId = cookieValue(req.headers.cookie, SESSION_COOKIE)
-    const session = sessionId === undefined ? undefined : sessions.get(sessionId)
-    const user = session?.school === school ? session.user : undefined
+    const bytes = sessionId === undefined ? undefined : await sessions.get(sessionId)
+    const session = bytes === undefined ? undefined : jsonCodec.decode(bytes)
+    const user = session?.tenant === school && typeof session.user === 'string' ? session.user : undefined
 
     if (url.pathname === '/sign-in' && req.method === 'POST') {
       const name = new URLSearchParams(body).get('user')?.trim() || 'teacher'
-      const id = randomBytes(16).toString('hex')
-      sessions.set(id, { user: name, school })
+      const id = sessions.create(jsonCodec.encode({ user: name, tenant: school }), SESSION_TTL_MS)
       res.writeHead(303, { location: '/', 'set-cookie': `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax` })
       return void res.end()
     }
@@ -44,7 +52,9 @@ export async function startDemoLegacyApp (port: number, host = '127.0.0.1'): Pro
     }
     const content = PAGES[url.pathname]
     if (content === undefined) return send(res, 404, legacyPage(school, 'Not found', '<p>There is no such page.</p>', user))
-    send(res, 200, legacyPage(school, content.title, content.body, user))
+    const preferences = session?.preferences
+    const extra = user !== undefined && preferences !== undefined ? `<p><small>Your preferences: ${escapeHtml(JSON.stringify(preferences))}</small></p>` : ''
+    send(res, 200, legacyPage(school, content.title, content.body + extra, user))
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -10,6 +10,7 @@ import { ConfigError, parseConfig, type Config } from './config.ts'
 import { createLogger } from './logger.ts'
 import { decisionsFor } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
+import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { buildProxy } from './server.ts'
 
 async function main (): Promise<void> {
@@ -24,9 +25,15 @@ async function main (): Promise<void> {
   const logger = createLogger(config.logLevel)
   const closers: Array<() => Promise<void>> = []
 
+  const sessionLog = logger.child({ component: 'sessions' })
+  const sessions = createSessions(config.sessions, { info: (m) => sessionLog.info(m), warn: (m) => sessionLog.warn(m) })
+  if (config.sessions.redisUrl === undefined) logger.info('REDIS_URL not set: sessions live in memory, in this process only')
+
   let legacy: DemoLegacyApp | undefined
   if (config.legacyUrl === undefined) {
-    legacy = await startDemoLegacyApp(config.demoLegacyPort)
+    // The demo legacy shares the in-process session store, as a real one shares Redis.
+    const shared = sessions.store instanceof MemorySessionStore ? sessions.store : undefined
+    legacy = await startDemoLegacyApp(config.demoLegacyPort, '127.0.0.1', shared)
     closers.push(() => legacy?.close() ?? Promise.resolve())
     logger.info({ legacy: legacy.url }, 'LEGACY_URL not set: using the embedded demo legacy app')
   }
@@ -44,10 +51,6 @@ async function main (): Promise<void> {
     : Flags.fromServer(config.unleash, logger)
   closers.push(() => flags.close())
   if (config.unleash === undefined) logger.info({ flags: config.flagsFile }, 'UNLEASH_URL not set: flags come from the flags file')
-
-  const sessionLog = logger.child({ component: 'sessions' })
-  const sessions = createSessions(config.sessions, { info: (m) => sessionLog.info(m), warn: (m) => sessionLog.warn(m) })
-  if (config.sessions.redisUrl === undefined) logger.info('REDIS_URL not set: sessions live in memory, in this process only')
 
   const readiness = new Readiness()
   // Forward to the demo app where it actually listens: DEMO_LEGACY_PORT=0 lets the system pick.
