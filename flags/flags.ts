@@ -48,13 +48,22 @@ export interface FlagsStatus {
 // that answer is remembered: unleash-client re-cleans a constraint's whole value list on every
 // evaluation (about 10 µs for a list of 500 schools), which the edge would pay per request.
 const SCHOOL_LEVEL_FIELDS = new Set(['tenantId', 'cohort', 'route', 'appName', 'environment'])
-const MAX_REMEMBERED_ANSWERS_PER_FLAG = 100_000
+const MAX_REMEMBERED_SCHOOLS_PER_FLAG = 100_000
+
+/** The whole decision of one flag for one school on one route. */
+interface RememberedDecision {
+  /** A copy of the cohorts it was taken with: a school whose cohorts change is decided afresh. */
+  readonly cohorts: readonly string[]
+  readonly enabled: boolean
+  /** How many Unleash evaluations it took, replayed into Unleash's usage metrics. */
+  readonly evaluations: number
+}
 
 interface RememberedFlag {
-  /** The definition the answers were computed from: another object means the flag changed. */
+  /** The definition the decisions were taken from: another object means the flag changed. */
   readonly feature: FeatureInterface | undefined
-  /** By school, route and cohort; undefined when the flag reads the visitor, time or segments. */
-  readonly answers: Map<string, boolean> | undefined
+  /** tenantId -> route -> decision; undefined when the flag reads the visitor, the time or segments. */
+  readonly decisions: Map<string, Map<string, RememberedDecision>> | undefined
 }
 
 function dependsOnlyOnSchool (feature: FeatureInterface | undefined): boolean {
@@ -64,6 +73,12 @@ function dependsOnlyOnSchool (feature: FeatureInterface | undefined): boolean {
     (strategy.name === 'default' || (strategy.name === 'flexibleRollout' && SCHOOL_LEVEL_FIELDS.has(String(strategy.parameters?.stickiness)))) &&
     (strategy.segments?.length ?? 0) === 0 &&
     (strategy.constraints ?? []).every((constraint) => SCHOOL_LEVEL_FIELDS.has(constraint.contextName)))
+}
+
+function sameCohorts (a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 export class Flags implements FlagReader {
@@ -148,35 +163,41 @@ export class Flags implements FlagReader {
    */
   isEnabled (flag: string, context: FlagContext): boolean {
     if (!this.#ready) throw FlagErrors.FICUS_ERR_FLAGS_NOT_READY()
-    const cohorts = context.cohorts
-    if (this.#evaluate(flag, context, cohorts[0])) return true
-    for (let i = 1; i < cohorts.length; i++) {
-      if (this.#evaluate(flag, context, cohorts[i])) return true
-    }
-    return false
-  }
-
-  /** One Unleash evaluation, answered from memory when the flag reads only school-level fields. */
-  #evaluate (flag: string, context: FlagContext, cohort: string | undefined): boolean {
     const feature = this.#unleash.getFeatureToggleDefinition(flag)
     let remembered = this.#remembered.get(flag)
     if (remembered === undefined || remembered.feature !== feature) {
-      remembered = { feature, answers: dependsOnlyOnSchool(feature) ? new Map() : undefined }
+      remembered = { feature, decisions: dependsOnlyOnSchool(feature) ? new Map() : undefined }
       this.#remembered.set(flag, remembered)
     }
-    const answers = remembered.answers
-    if (answers === undefined) return this.#unleash.isEnabled(flag, toUnleashContext(context, cohort), false)
-    const key = `${context.tenantId}\n${context.route}\n${cohort ?? ''}`
-    const known = answers.get(key)
-    if (known !== undefined) {
-      // Keeps Unleash's usage metrics what they would be without the memory.
-      this.#unleash.count(flag, known)
-      return known
+    const decisions = remembered.decisions
+    if (decisions === undefined) return this.#decide(flag, context).enabled
+    let byRoute = decisions.get(context.tenantId)
+    if (byRoute === undefined) {
+      if (decisions.size >= MAX_REMEMBERED_SCHOOLS_PER_FLAG) decisions.clear()
+      byRoute = new Map()
+      decisions.set(context.tenantId, byRoute)
     }
-    const enabled = this.#unleash.isEnabled(flag, toUnleashContext(context, cohort), false)
-    if (answers.size >= MAX_REMEMBERED_ANSWERS_PER_FLAG) answers.clear()
-    answers.set(key, enabled)
-    return enabled
+    const known = byRoute.get(context.route)
+    if (known !== undefined && sameCohorts(known.cohorts, context.cohorts)) {
+      // Keeps Unleash's usage metrics what they would be without the memory.
+      for (let i = 1; i < known.evaluations; i++) this.#unleash.count(flag, false)
+      this.#unleash.count(flag, known.enabled)
+      return known.enabled
+    }
+    const decision = this.#decide(flag, context)
+    byRoute.set(context.route, { cohorts: [...context.cohorts], ...decision })
+    return decision.enabled
+  }
+
+  #decide (flag: string, context: FlagContext): { enabled: boolean, evaluations: number } {
+    const cohorts = context.cohorts
+    const unleashContext = toUnleashContext(context, cohorts[0])
+    if (this.#unleash.isEnabled(flag, unleashContext, false)) return { enabled: true, evaluations: 1 }
+    for (let i = 1; i < cohorts.length; i++) {
+      (unleashContext.properties as Record<string, string | undefined>).cohort = cohorts[i]
+      if (this.#unleash.isEnabled(flag, unleashContext, false)) return { enabled: true, evaluations: i + 1 }
+    }
+    return { enabled: false, evaluations: Math.max(cohorts.length, 1) }
   }
 
   explain (flag: string, context: FlagContext): Explanation {

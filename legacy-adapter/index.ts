@@ -76,6 +76,13 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
       reply.send(classify(error))
     }
   }
+  // reply-from rebuilds the query through WHATWG URL (which re-encodes `'` and more) after a
+  // decodeURIComponent that throws on `%zz` and refuses `../` anywhere in the URL; a query is
+  // legacy's business, so it is handed over as the raw bytes the client sent.
+  const rawQueryOptions: FastifyReplyFromHooks = {
+    ...fromOptions,
+    queryString: (_search: string | undefined, url: string) => url.slice(url.indexOf('?') + 1)
+  }
 
   app.decorateReply('toLegacy', function toLegacy (this: FastifyReply): FastifyReply {
     const request = this.request
@@ -90,7 +97,11 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     } else if (request.headers['transfer-encoding'] !== undefined) {
       request.body = request.raw.pipe(new ByteLimit(options.bodyLimitBytes))
     }
-    return this.from(request.url, fromOptions)
+    const url = request.url
+    const queryAt = url.indexOf('?')
+    // An empty query (`/x?`) cannot come back from the queryString hook; reply-from keeps it.
+    if (queryAt === -1 || queryAt === url.length - 1) return this.from(url, fromOptions)
+    return this.from(url.slice(0, queryAt), rawQueryOptions)
   })
 }
 
