@@ -13,7 +13,6 @@ COPY new-routes ./new-routes
 COPY flags ./flags
 COPY tenants ./tenants
 COPY sessions ./sessions
-COPY tenant-db ./tenant-db
 COPY demo ./demo
 RUN npx tsc -p tsconfig.json
 
@@ -29,7 +28,6 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY demo/*.json ./demo/
-COPY migrations ./migrations
 USER node
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
