@@ -96,7 +96,9 @@ export class Flags implements FlagReader {
     this.#logger = logger
     unleash.on('ready', () => { this.#ready = true })
     unleash.on('changed', () => this.#remembered.clear())
-    unleash.on('changed', () => this.#confirmed())
+    // The client also emits 'changed' when it loads the bootstrap, before (or without) ever
+    // reaching the server: that load confirms nothing about the source.
+    unleash.on('changed', () => { if (answeredBySource(unleash)) this.#confirmed() })
     unleash.on('unchanged', () => this.#confirmed())
     // An 'error' event with no listener would throw and take the process down (for instance a
     // fetch that fails after destroy()); every error is handled here, and logged once per outage.
@@ -238,6 +240,12 @@ export class Flags implements FlagReader {
     this.#outageSince = Date.now()
     this.#logger.warn({ source: this.source, err: error.message }, 'flag source unreachable: keeping the last known flags')
   }
+}
+
+/** False while a server-backed client has had no answer from its server yet (the file repository has no such state). */
+function answeredBySource (unleash: Unleash): boolean {
+  const repository = (unleash as unknown as { repository?: { connected?: boolean } }).repository
+  return repository?.connected !== false
 }
 
 function readBootstrap (path: string): ClientFeaturesResponse {
