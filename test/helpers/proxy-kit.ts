@@ -20,6 +20,7 @@ import { buildAdmin, Readiness, type ReadinessCheck } from '../../proxy/admin.ts
 import { parseConfig, type Config } from '../../proxy/config.ts'
 import { buildProxy } from '../../proxy/server.ts'
 import { FileTenantRegistry } from '../../tenants/file-registry.ts'
+import { createSessions } from '../../sessions/config.ts'
 import { startRecordingLegacy, waitFor, DEFAULT_WAIT_MS, type RecordingLegacy, type TeardownHost } from './recording-legacy.ts'
 
 export { waitFor, DEFAULT_WAIT_MS }
@@ -88,6 +89,8 @@ export interface StartProxyOptions {
   readonly tenants?: unknown
   /** Use this flag reader instead of the file-backed one. */
   readonly flagReader?: FlagReader
+  /** Mount the shared session store the config (REDIS_URL, SESSION_*) describes. */
+  readonly withSessions?: boolean
 }
 
 export interface SendOptions {
@@ -168,7 +171,8 @@ export async function startProxy (t: TeardownHost, options: StartProxyOptions = 
     flags = fileFlags
   }
 
-  const app = await buildProxy({ config, registry, flags, routes: options.routes ?? [ATTENDANCE_ROUTE], logger })
+  const sessions = options.withSessions === true ? createSessions(config.sessions) : undefined
+  const app = await buildProxy({ config, registry, flags, routes: options.routes ?? [ATTENDANCE_ROUTE], logger, sessions })
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as AddressInfo).port
