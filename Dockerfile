@@ -3,17 +3,8 @@ FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
-COPY errors ./errors
-COPY files ./files
-COPY html ./html
-COPY proxy ./proxy
-COPY legacy-adapter ./legacy-adapter
-COPY new-routes ./new-routes
-COPY flags ./flags
-COPY tenants ./tenants
-COPY sessions ./sessions
-COPY demo ./demo
+# Sources only: .dockerignore keeps tests, tools and build output out of the context.
+COPY . .
 RUN npx tsc -p tsconfig.json
 
 FROM node:24-slim
@@ -28,6 +19,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY demo/*.json ./demo/
+COPY migrations ./migrations
 USER node
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -16,6 +16,16 @@ export interface MigratedRoute<G extends RouteGenericInterface = RouteGenericInt
   /** Optional Unleash kill-switch flag of this route: when on, the route stays on legacy. */
   readonly killSwitch?: string
   readonly schema?: FastifySchema
+  /**
+   * Shadow comparison of this route (README "Shadow traffic"): JSON paths to leave out
+   * (`generatedAt`, `classes[].id`, `*.updatedAt`), arrays whose order means nothing
+   * (`classes`), and the flag that puts a school in shadow (default `<flag>-shadow`).
+   */
+  readonly shadow?: { readonly ignore?: readonly string[], readonly unordered?: readonly string[], readonly flag?: string }
+  /** GET/HEAD/OPTIONS served from legacy when the handler throws, answers 5xx or times out; default true. */
+  readonly fallbackToLegacy?: boolean
+  /** Deadline of the handler on GET/HEAD/OPTIONS, in ms; default NEW_HANDLER_TIMEOUT_MS. */
+  readonly timeoutMs?: number
   readonly handler: RouteHandlerMethod<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, G>
 }
 

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { tmpdir } from 'node:os'
 import { parseSessionConfig, type SessionConfig } from '../sessions/config.ts'
+import { parseTenantDbConfig, type TenantDbConfig } from '../tenant-db/config.ts'
 import { fileURLToPath } from 'node:url'
 
 // The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
@@ -82,6 +83,8 @@ export interface Config {
   readonly adminToken: string | undefined
   readonly logLevel: string
   readonly sessions: SessionConfig
+  /** The control database and the schools' databases (embedded PGlite without DATABASE_URL). */
+  readonly tenantDb: TenantDbConfig
 }
 
 export interface UnleashConfig {
@@ -163,6 +166,7 @@ export function parseConfig (env: Env): Config {
     adminHost: read.string('ADMIN_HOST', DEFAULTS.ADMIN_HOST),
     adminToken: read.optionalString('ADMIN_TOKEN', 16, 'a random string of at least 16 characters'),
     sessions: parseSessionConfig(env, problems),
+    tenantDb: parseTenantDbConfig(env, problems),
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], DEFAULTS.LOG_LEVEL)
   }
   if (config.headersTimeoutMs > config.requestTimeoutMs) {

@@ -4,10 +4,10 @@ import type { AddressInfo } from 'node:net'
 import { startDemoLegacyApp, type DemoLegacyApp } from '../demo/legacy-app.ts'
 import { Flags } from '../flags/flags.ts'
 import { migratedRoutes } from '../new-routes/index.ts'
-import { FileTenantRegistry } from '../tenants/file-registry.ts'
 import { buildAdmin, Readiness } from './admin.ts'
 import { ConfigError, parseConfig, type Config } from './config.ts'
 import { createLogger } from './logger.ts'
+import { openTenantRegistry } from './tenant-registry.ts'
 import { decisionsFor } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
@@ -38,12 +38,8 @@ async function main (): Promise<void> {
     logger.info({ legacy: legacy.url }, 'LEGACY_URL not set: using the embedded demo legacy app')
   }
 
-  const registry = new FileTenantRegistry({
-    path: config.tenantsFile,
-    onReload: (count) => logger.info({ tenants: count }, 'tenants file reloaded'),
-    onInvalid: (error) => logger.error({ err: error.message }, 'tenants file rejected, keeping the last good list')
-  })
-  await registry.start()
+  // Closing it closes every school's database pool as well.
+  const registry = await openTenantRegistry(config, logger)
   closers.push(() => registry.close())
 
   const flags = config.unleash === undefined

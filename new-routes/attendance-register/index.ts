@@ -1,0 +1,92 @@
+// The attendance register, migrated: read a class's register for a day, and mark pupils present,
+// absent or late. Reads and writes the school's own database (`request.tenant.db`); every write
+// is audited in the same transaction. Guarded by the `attendance-register` flag.
+import type { FastifyRequest } from 'fastify'
+import { auditedWrite } from '../../tenant-db/audit.ts'
+import type { AuditChange } from '../../tenant-db/audit.ts'
+import { tenantDatabase } from '../../tenant-db/tenant-registry.ts'
+import { migratedRoute } from '../route.ts'
+import type { MigratedRoute } from '../route.ts'
+import { AttendanceErrors } from './errors.ts'
+import { currentMarks, lockClass, MARKS_TABLE, pupilsInClass, readRegister, writeMarks } from './queries.ts'
+import { markBodySchema, registerParamsSchema, registerQuerySchema } from './schemas.ts'
+import type { MarkBody, Register, RegisterParams, RegisterQuery } from './schemas.ts'
+
+export const ATTENDANCE_REGISTER_FLAG = 'attendance-register'
+
+/** Who is writing, for the audit trail: the signed-in user's id, or null when unknown. */
+export type AttendanceUserOf = (request: FastifyRequest) => string | null | Promise<string | null>
+
+export interface AttendanceRegisterOptions {
+  /** Plugged in by whoever knows the session; by default writes are audited without a user. */
+  readonly userOf?: AttendanceUserOf
+}
+
+export const noUser: AttendanceUserOf = () => null
+
+export interface MarkResponse extends Register {
+  /** Marks that differed from what was stored and were written (and audited). */
+  readonly changed: number
+}
+
+export function createAttendanceRegisterRoutes (options: AttendanceRegisterOptions = {}): MigratedRoute[] {
+  const userOf = options.userOf ?? noUser
+
+  const getRegister = migratedRoute<{ Params: RegisterParams, Querystring: RegisterQuery }>({
+    name: 'attendance.register.read',
+    method: 'GET',
+    url: '/attendance/:classId',
+    flag: ATTENDANCE_REGISTER_FLAG,
+    schema: { params: registerParamsSchema, querystring: registerQuerySchema },
+    handler: async (request) => {
+      const { classId } = request.params
+      const register = await readRegister(tenantDatabase(request.tenant), classId, request.query.date)
+      if (register === undefined) throw AttendanceErrors.FICUS_ERR_ATTENDANCE_CLASS_UNKNOWN(classId)
+      return register
+    }
+  })
+
+  const markRegister = migratedRoute<{ Params: RegisterParams, Body: MarkBody }>({
+    name: 'attendance.register.mark',
+    method: 'POST',
+    url: '/attendance/:classId',
+    flag: ATTENDANCE_REGISTER_FLAG,
+    schema: { params: registerParamsSchema, body: markBodySchema },
+    handler: async (request): Promise<MarkResponse> => {
+      const { classId } = request.params
+      const { date, marks } = request.body
+      const seen = new Set<string>()
+      marks.forEach((mark, i) => {
+        if (seen.has(mark.pupilId)) throw AttendanceErrors.FICUS_ERR_ATTENDANCE_INVALID(`body/marks/${i}/pupilId ${mark.pupilId} is marked twice`)
+        seen.add(mark.pupilId)
+      })
+      const pupilIds = [...seen]
+      const userId = await userOf(request)
+      const db = tenantDatabase(request.tenant)
+
+      return auditedWrite(db, { userId, requestId: request.id }, async (tx) => {
+        if (!await lockClass(tx, classId)) throw AttendanceErrors.FICUS_ERR_ATTENDANCE_CLASS_UNKNOWN(classId)
+        const inClass = await pupilsInClass(tx, classId, pupilIds)
+        const stranger = marks.findIndex((mark) => !inClass.has(mark.pupilId))
+        if (stranger !== -1) {
+          throw AttendanceErrors.FICUS_ERR_ATTENDANCE_INVALID(`body/marks/${stranger}/pupilId ${marks[stranger]?.pupilId ?? ''} is not a pupil of class ${classId}`)
+        }
+        const before = await currentMarks(tx, date, pupilIds)
+        const written = await writeMarks(tx, classId, date, marks, userId)
+        await tx.record(written.map((after): AuditChange => ({
+          table: MARKS_TABLE,
+          key: { pupilId: after.pupil_id, day: date },
+          before: before.get(after.pupil_id) ?? null,
+          after
+        })))
+        const register = await readRegister(tx, classId, date)
+        if (register === undefined) throw AttendanceErrors.FICUS_ERR_ATTENDANCE_CLASS_UNKNOWN(classId)
+        return { ...register, changed: written.length }
+      })
+    }
+  })
+
+  return [getRegister, markRegister]
+}
+
+export const attendanceRegisterRoutes: MigratedRoute[] = createAttendanceRegisterRoutes()

@@ -1,0 +1,52 @@
+// Each school's own database: handles bound to one school, bounded pools (or embedded PGlite),
+// migrations on every school, and audited writes. Public surface of the folder.
+import { join } from 'node:path'
+import type { TenantDbConfig } from './config.ts'
+import type { TenantDatabase, TenantDatabases } from './database.ts'
+import { loadMigrations } from './migrate.ts'
+import { PgTenantDatabases } from './pg-databases.ts'
+import { PgliteTenantDatabases } from './pglite-databases.ts'
+
+export { parseTenantDbConfig, redactUrl, databaseUrlFromTemplate, TENANT_DB_DEFAULTS, DEFAULT_MIGRATIONS_DIR } from './config.ts'
+export type { TenantDbConfig } from './config.ts'
+export type { QueryResult, Row, TenantDatabase, TenantDatabases, TenantDatabasesStats, TenantQueryable, TenantTransaction } from './database.ts'
+export { TenantDbErrors } from './errors.ts'
+export { PgTenantDatabases } from './pg-databases.ts'
+export type { PgTenantDatabasesOptions } from './pg-databases.ts'
+export { PgliteTenantDatabases } from './pglite-databases.ts'
+export type { PgliteTenantDatabasesOptions } from './pglite-databases.ts'
+export { DatabaseTenantRegistry, withTenantDatabases, tenantDatabase } from './tenant-registry.ts'
+export type { TenantWithDatabase } from './tenant-registry.ts'
+export { auditedWrite, AUDIT_TABLE } from './audit.ts'
+export type { AuditActor, AuditChange, AuditedTransaction } from './audit.ts'
+export { loadMigrations, migrateDatabase, migrateAll, LEDGER_TABLE } from './migrate.ts'
+export type { Migration, MigrationTarget, DatabaseMigrationResult, SchoolMigrationResult, MigrationJob } from './migrate.ts'
+export { runMigrateCli } from './migrate-cli.ts'
+
+export interface CreateTenantDatabasesOptions {
+  /** Errors of idle pooled connections, for the log. */
+  readonly onError?: (error: unknown, tenantId: string) => void
+  /** Embedded mode only: called once when a school's database is created (e.g. demo data). */
+  readonly onCreate?: (db: TenantDatabase) => Promise<void>
+}
+
+/** Pools on PostgreSQL when DATABASE_URL is set, else one embedded PGlite database per school. */
+export async function createTenantDatabases (config: TenantDbConfig, options: CreateTenantDatabasesOptions = {}): Promise<TenantDatabases> {
+  if (config.databaseUrl !== undefined) {
+    return new PgTenantDatabases({
+      poolsMax: config.poolsMax,
+      poolSize: config.poolSize,
+      statementTimeoutMs: config.statementTimeoutMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+      poolIdleMs: config.poolIdleMs,
+      onError: options.onError
+    })
+  }
+  return new PgliteTenantDatabases({
+    migrations: await loadMigrations(join(config.migrationsDir, 'tenant')),
+    dataDir: config.pgliteDir,
+    max: config.pgliteMax,
+    acquireTimeoutMs: config.connectTimeoutMs,
+    onCreate: options.onCreate
+  })
+}

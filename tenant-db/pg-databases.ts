@@ -1,0 +1,116 @@
+// Schools' databases on PostgreSQL: one small pg pool per school, opened on first use, at most
+// `poolsMax` of them (least recently used idle one closed to make room). Safe behind PgBouncer in
+// transaction mode: nothing outlives a transaction on a connection (the statement timeout is SET
+// LOCAL), and statements are never named, so no prepared statement is left on a server.
+import { Pool } from 'pg'
+import type { PoolClient } from 'pg'
+import type { Tenant } from '../tenants/tenant.ts'
+import { BoundedLru } from './bounded-lru.ts'
+import type { TenantDbConfig } from './config.ts'
+import type { QueryResult, Row, TenantDatabase, TenantDatabases, TenantDatabasesStats, TenantTransaction } from './database.ts'
+import { TenantDbErrors } from './errors.ts'
+import { inPgTransaction, PG_TYPES } from './pg-transaction.ts'
+
+export const DEFAULT_APPLICATION_NAME = 'ficus'
+// The server cancels a statement at the statement timeout; the client gives up a little later,
+// for a server that no longer answers at all.
+export const CLIENT_TIMEOUT_GRACE_MS = 1_000
+
+export type PgTenantDatabasesOptions = Pick<TenantDbConfig, 'poolsMax' | 'poolSize' | 'statementTimeoutMs' | 'connectTimeoutMs' | 'poolIdleMs'> & {
+  readonly applicationName?: string
+  /** Errors of idle connections (server restarted, network cut); the next query reconnects. */
+  readonly onError?: (error: unknown, tenantId: string) => void
+}
+
+const ignore = (): void => {}
+
+type Work<T> = (tx: TenantTransaction) => Promise<T>
+type Runner = <T>(work: Work<T>) => Promise<T>
+
+export class PgTenantDatabases implements TenantDatabases {
+  readonly kind = 'postgres'
+  readonly #options: PgTenantDatabasesOptions
+  readonly #lru: BoundedLru<Pool>
+  readonly #begin: string
+
+  constructor (options: PgTenantDatabasesOptions) {
+    this.#options = options
+    this.#begin = `BEGIN; SET LOCAL statement_timeout = ${Math.trunc(options.statementTimeoutMs)}`
+    this.#lru = new BoundedLru<Pool>({
+      max: options.poolsMax,
+      closeTimeoutMs: options.connectTimeoutMs,
+      open: (tenantId, url) => this.#openPool(tenantId, url),
+      close: (pool) => pool.end(),
+      onCloseError: (error) => options.onError?.(error, 'closing pool')
+    })
+  }
+
+  database (tenant: Tenant): TenantDatabase {
+    const tenantId = tenant.id
+    const url = tenant.databaseUrl
+    return new PgTenantDatabase(tenantId, <T>(work: Work<T>) => this.#run(tenantId, url, work))
+  }
+
+  stats (): TenantDatabasesStats {
+    return { open: this.#lru.open, closing: this.#lru.closing, busy: this.#lru.busy, waiting: this.#lru.waiting }
+  }
+
+  close (): Promise<void> {
+    return this.#lru.close()
+  }
+
+  #openPool (tenantId: string, url: string): Pool {
+    const options = this.#options
+    const pool = new Pool({
+      connectionString: url,
+      max: options.poolSize,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      idleTimeoutMillis: options.poolIdleMs,
+      query_timeout: options.statementTimeoutMs + CLIENT_TIMEOUT_GRACE_MS,
+      application_name: options.applicationName ?? DEFAULT_APPLICATION_NAME,
+      keepAlive: true,
+      allowExitOnIdle: true,
+      types: PG_TYPES
+    })
+    pool.on('error', (error) => options.onError?.(error, tenantId))
+    // A connection that drops while checked out (between two statements of a transaction) has no
+    // pool listener; its error reaches the next statement anyway, so the event itself is dropped.
+    pool.on('connect', (client) => client.on('error', ignore))
+    return pool
+  }
+
+  async #run<T> (tenantId: string, url: string | undefined, work: Work<T>): Promise<T> {
+    if (url === undefined) throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNCONFIGURED(tenantId)
+    const entry = await this.#lru.acquire(tenantId, url, this.#options.connectTimeoutMs)
+    try {
+      let client: PoolClient
+      try {
+        client = await entry.resource.connect()
+      } catch (error) {
+        throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNAVAILABLE(tenantId, { cause: error })
+      }
+      // A connection in an unknown state is destroyed rather than handed to the next request.
+      return await inPgTransaction(client, tenantId, this.#begin, work, (broken) => client.release(broken))
+    } finally {
+      this.#lru.release(entry)
+    }
+  }
+}
+
+class PgTenantDatabase implements TenantDatabase {
+  readonly tenantId: string
+  readonly #run: Runner
+
+  constructor (tenantId: string, run: Runner) {
+    this.tenantId = tenantId
+    this.#run = run
+  }
+
+  query<R extends object = Row> (text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
+    return this.#run((tx) => tx.query<R>(text, values))
+  }
+
+  transaction<T> (work: Work<T>): Promise<T> {
+    return this.#run(work)
+  }
+}

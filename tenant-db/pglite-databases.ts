@@ -1,0 +1,174 @@
+// The embedded default: each school's database is a PGlite instance (PostgreSQL compiled to
+// WebAssembly) inside this process, behind the same interface as the pools, migrated with the
+// same SQL files when it opens. Each instance costs about 250 MB, so at most `max` are open: in
+// memory they cannot be closed without losing data, with a data directory the least recently
+// used idle one is closed and reopened from disk when needed again.
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import type { ParserOptions, Transaction } from '@electric-sql/pglite'
+import type { Tenant } from '../tenants/tenant.ts'
+import { BoundedLru } from './bounded-lru.ts'
+import type { LruEntry } from './bounded-lru.ts'
+import type { QueryResult, Row, TenantDatabase, TenantDatabases, TenantDatabasesStats, TenantTransaction } from './database.ts'
+import { TenantDbErrors } from './errors.ts'
+import { migrateDatabase } from './migrate.ts'
+import type { Migration } from './migrate.ts'
+
+const DATE_OID = 1082
+const INT8_OID = 20
+// Same shapes as the pg driver gives with PG_TYPES: a DATE as 'YYYY-MM-DD', an int8 as a string.
+const PARSERS: ParserOptions = { [DATE_OID]: (value: string) => value, [INT8_OID]: (value: string) => value }
+
+export interface PgliteTenantDatabasesOptions {
+  /** The tenant migrations, applied to each database when it opens. */
+  readonly migrations: readonly Migration[]
+  /** One sub-directory per school; undefined keeps every database in memory. */
+  readonly dataDir?: string
+  readonly max: number
+  /** How long a caller waits for a free slot when `max` databases are open and busy. */
+  readonly acquireTimeoutMs: number
+  /** Called once, when a school's database is first created (e.g. to seed the demo). */
+  readonly onCreate?: (db: TenantDatabase) => Promise<void>
+}
+
+interface Embedded {
+  readonly ready: Promise<PGlite>
+}
+
+type Work<T> = (tx: TenantTransaction) => Promise<T>
+
+export class PgliteTenantDatabases implements TenantDatabases {
+  readonly kind = 'pglite'
+  readonly #options: PgliteTenantDatabasesOptions
+  readonly #lru: BoundedLru<Embedded>
+  #template: Promise<Blob> | undefined
+
+  constructor (options: PgliteTenantDatabasesOptions) {
+    this.#options = options
+    this.#lru = new BoundedLru<Embedded>({
+      max: options.max,
+      closeTimeoutMs: options.acquireTimeoutMs,
+      evictable: () => options.dataDir !== undefined,
+      open: (tenantId) => {
+        const ready = this.#create(tenantId)
+        // A failed open is seen by the query that waits for it; this only keeps it from being unhandled.
+        ready.catch(() => {})
+        return { ready }
+      },
+      close: async (embedded) => {
+        const db = await embedded.ready.catch(() => undefined)
+        await db?.close()
+      }
+    })
+  }
+
+  database (tenant: Tenant): TenantDatabase {
+    const tenantId = tenant.id
+    return new PgliteTenantDatabase(tenantId, (entryWork) => this.#run(tenantId, entryWork))
+  }
+
+  stats (): TenantDatabasesStats {
+    return { open: this.#lru.open, closing: this.#lru.closing, busy: this.#lru.busy, waiting: this.#lru.waiting }
+  }
+
+  close (): Promise<void> {
+    return this.#lru.close()
+  }
+
+  async #run<T> (tenantId: string, work: (db: PGlite) => Promise<T>): Promise<T> {
+    const entry: LruEntry<Embedded> = await this.#lru.acquire(tenantId, '', this.#options.acquireTimeoutMs)
+    try {
+      let db: PGlite
+      try {
+        db = await entry.resource.ready
+      } catch (error) {
+        throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNAVAILABLE(tenantId, { cause: error })
+      }
+      return await work(db)
+    } finally {
+      this.#lru.release(entry)
+    }
+  }
+
+  async #create (tenantId: string): Promise<PGlite> {
+    const dir = this.#options.dataDir === undefined ? undefined : join(this.#options.dataDir, tenantId)
+    const existed = dir !== undefined && existsSync(join(dir, 'PG_VERSION'))
+    let db: PGlite
+    if (existed) {
+      db = await PGlite.create({ dataDir: dir, parsers: PARSERS })
+    } else {
+      if (this.#options.dataDir !== undefined) await mkdir(this.#options.dataDir, { recursive: true })
+      db = await PGlite.create({ dataDir: dir, loadDataDir: await this.#templateDump(), parsers: PARSERS })
+    }
+    const handle = new PgliteTenantDatabase(tenantId, (work) => work(db))
+    // A database reopened from disk may predate the newest migrations; a fresh copy is already current.
+    const result = await migrateDatabase(handle, this.#options.migrations)
+    if (result.status === 'failed') {
+      await db.close()
+      throw TenantDbErrors.FICUS_ERR_MIGRATION_FAILED(`${tenantId}: ${result.error?.migration ?? ''} ${result.error?.message ?? ''}`)
+    }
+    if (!existed) await this.#options.onCreate?.(handle)
+    return db
+  }
+
+  // initdb takes seconds; copying a migrated, empty database takes a fraction of that.
+  #templateDump (): Promise<Blob> {
+    this.#template ??= (async () => {
+      const template = await PGlite.create({ parsers: PARSERS })
+      try {
+        const result = await migrateDatabase(new PgliteTenantDatabase('template', (work) => work(template)), this.#options.migrations)
+        if (result.status === 'failed') throw TenantDbErrors.FICUS_ERR_MIGRATION_FAILED(`${result.error?.migration ?? ''} ${result.error?.message ?? ''}`)
+        return await template.dumpDataDir('none') as Blob
+      } finally {
+        await template.close()
+      }
+    })()
+    // A failed template is retried by the next school rather than cached.
+    this.#template.catch(() => { this.#template = undefined })
+    return this.#template
+  }
+}
+
+class PgliteTenantDatabase implements TenantDatabase {
+  readonly tenantId: string
+  readonly #use: <T>(work: (db: PGlite) => Promise<T>) => Promise<T>
+
+  constructor (tenantId: string, use: <T>(work: (db: PGlite) => Promise<T>) => Promise<T>) {
+    this.tenantId = tenantId
+    this.#use = use
+  }
+
+  query<R extends object = Row> (text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
+    return this.#use(async (db) => resultOf(await db.query<R>(text, values as unknown[] | undefined)))
+  }
+
+  transaction<T> (work: Work<T>): Promise<T> {
+    return this.#use((db) => db.transaction((tx) => work(new PgliteTransaction(tx, this.tenantId))))
+  }
+}
+
+class PgliteTransaction implements TenantTransaction {
+  readonly #tx: Transaction
+  readonly #tenantId: string
+
+  constructor (tx: Transaction, tenantId: string) {
+    this.#tx = tx
+    this.#tenantId = tenantId
+  }
+
+  async query<R extends object = Row> (text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
+    if (this.#tx.closed) throw TenantDbErrors.FICUS_ERR_TENANT_DB_TX_FINISHED(this.#tenantId)
+    return resultOf(await this.#tx.query<R>(text, values as unknown[] | undefined))
+  }
+
+  async exec (script: string): Promise<void> {
+    if (this.#tx.closed) throw TenantDbErrors.FICUS_ERR_TENANT_DB_TX_FINISHED(this.#tenantId)
+    await this.#tx.exec(script)
+  }
+}
+
+function resultOf<R> (result: { rows: R[], rowCount?: number, affectedRows?: number }): QueryResult<R> {
+  return { rows: result.rows, rowCount: result.rowCount ?? result.affectedRows ?? result.rows.length }
+}
