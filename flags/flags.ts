@@ -48,11 +48,14 @@ export interface FlagsStatus {
 // that answer is remembered: unleash-client re-cleans a constraint's whole value list on every
 // evaluation (about 10 µs for a list of 500 schools), which the edge would pay per request.
 const SCHOOL_LEVEL_FIELDS = new Set(['tenantId', 'cohort', 'route', 'appName', 'environment'])
-const MAX_REMEMBERED_SCHOOLS_PER_FLAG = 100_000
+const MAX_REMEMBERED_SCHOOLS_PER_ROUTE = 100_000
 
 /** The whole decision of one flag for one school on one route. */
 interface RememberedDecision {
-  /** A copy of the cohorts it was taken with: a school whose cohorts change is decided afresh. */
+  /**
+   * The cohorts it was taken with, frozen (the registry's own array, or a copy): a school whose
+   * cohorts change is decided afresh.
+   */
   readonly cohorts: readonly string[]
   readonly enabled: boolean
   /** How many Unleash evaluations it took, replayed into Unleash's usage metrics. */
@@ -62,7 +65,11 @@ interface RememberedDecision {
 interface RememberedFlag {
   /** The definition the decisions were taken from: another object means the flag changed. */
   readonly feature: FeatureInterface | undefined
-  /** tenantId -> route -> decision; undefined when the flag reads the visitor, the time or segments. */
+  /**
+   * route -> tenantId -> decision; undefined when the flag reads the visitor, the time or
+   * segments. Route first: that map is small and stays in cache, and a lookup then touches one
+   * large map instead of one small map per school.
+   */
   readonly decisions: Map<string, Map<string, RememberedDecision>> | undefined
 }
 
@@ -173,21 +180,22 @@ export class Flags implements FlagReader {
     }
     const decisions = remembered.decisions
     if (decisions === undefined) return this.#decide(flag, context).enabled
-    let byRoute = decisions.get(context.tenantId)
-    if (byRoute === undefined) {
-      if (decisions.size >= MAX_REMEMBERED_SCHOOLS_PER_FLAG) decisions.clear()
-      byRoute = new Map()
-      decisions.set(context.tenantId, byRoute)
+    let bySchool = decisions.get(context.route)
+    if (bySchool === undefined) {
+      bySchool = new Map()
+      decisions.set(context.route, bySchool)
     }
-    const known = byRoute.get(context.route)
-    if (known !== undefined && sameCohorts(known.cohorts, context.cohorts)) {
+    const cohorts = context.cohorts
+    const known = bySchool.get(context.tenantId)
+    if (known !== undefined && (known.cohorts === cohorts || sameCohorts(known.cohorts, cohorts))) {
       // Keeps Unleash's usage metrics what they would be without the memory.
       for (let i = 1; i < known.evaluations; i++) this.#unleash.count(flag, false)
       this.#unleash.count(flag, known.enabled)
       return known.enabled
     }
     const decision = this.#decide(flag, context)
-    byRoute.set(context.route, { cohorts: [...context.cohorts], ...decision })
+    if (bySchool.size >= MAX_REMEMBERED_SCHOOLS_PER_ROUTE) bySchool.clear()
+    bySchool.set(context.tenantId, { cohorts: Object.isFrozen(cohorts) ? cohorts : Object.freeze([...cohorts]), ...decision })
     return decision.enabled
   }
 

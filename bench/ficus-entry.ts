@@ -1,0 +1,89 @@
+// ficus as proxy/main.ts starts it (same config, tenant file registry, flags file, buildProxy),
+// plus the bench's own migrated routes, and without the admin listener or the demo app.
+//   node bench/ficus-entry.ts [--decision=flags|skip]
+// `--decision=skip` swaps the flag reader for a constant one: the same routes, hooks and
+// forwarding, with only the flag evaluation taken out. That pair measures what flags cost.
+import { parseArgs } from 'node:util'
+import { Flags, type FlagReader } from '../flags/flags.ts'
+import type { FlagContext } from '../flags/flag-context.ts'
+import { migratedRoutes } from '../new-routes/index.ts'
+import { migratedRoute, type MigratedRoute } from '../new-routes/route.ts'
+import { parseConfig } from '../proxy/config.ts'
+import { createLogger } from '../proxy/logger.ts'
+import { buildProxy } from '../proxy/server.ts'
+import { FileTenantRegistry } from '../tenants/file-registry.ts'
+import { BENCH_FLAGS, BENCH_PATHS } from './lib/fixtures.ts'
+
+// Scenario (b): what a migrated handler costs when it has its answer in memory. fastify
+// serialises the object on every request, as it would for a handler's query result.
+const MIGRATED_BODY = Object.freeze({
+  school: 'bench',
+  classes: Array.from({ length: 12 }, (_, i) => ({ id: `class-${i}`, name: `Class ${i + 1}`, present: 25 - (i % 4), absent: i % 4 }))
+})
+
+/**
+ * The bench's migrated routes. (a) and the 100 KiB path are declared with a flag that is off for
+ * every school the load visits, so each request is decided and then sent to legacy.
+ *
+ * Extension point for the scenarios still to come: (c) session read and (d) school database
+ * read are added here as one more migrated route each (flag on for every school, handler reading
+ * the Redis session / the tenant's database), with their path in BENCH_PATHS and their entry in
+ * SCENARIOS in bench/lib/scenarios.ts.
+ */
+export const benchRoutes: readonly MigratedRoute[] = [
+  migratedRoute({
+    name: 'bench.legacy-small',
+    method: 'GET',
+    url: BENCH_PATHS.small,
+    flag: BENCH_FLAGS.small,
+    handler: async () => ({ servedBy: 'new' })
+  }),
+  migratedRoute({
+    name: 'bench.legacy-large',
+    method: 'GET',
+    url: BENCH_PATHS.large,
+    flag: BENCH_FLAGS.large,
+    handler: async () => ({ servedBy: 'new' })
+  }),
+  migratedRoute({
+    name: 'bench.migrated-json',
+    method: 'GET',
+    url: BENCH_PATHS.migrated,
+    flag: BENCH_FLAGS.migrated,
+    handler: async () => MIGRATED_BODY
+  })
+]
+
+/** Answers as the flags file does for the bench's flags, without evaluating anything. */
+class ConstantFlags implements FlagReader {
+  isReady (): boolean {
+    return true
+  }
+
+  isEnabled (flag: string, _context: FlagContext): boolean {
+    return flag === BENCH_FLAGS.migrated
+  }
+}
+
+const { values } = parseArgs({ options: { decision: { type: 'string', default: 'flags' } } })
+if (values.decision !== 'flags' && values.decision !== 'skip') throw new Error('--decision must be flags or skip')
+
+const config = parseConfig(process.env)
+const logger = createLogger(config.logLevel)
+const registry = new FileTenantRegistry({ path: config.tenantsFile })
+await registry.start()
+const fileFlags = await Flags.fromFile(config.flagsFile, logger, config.flagsPollMs)
+const flags: FlagReader = values.decision === 'skip' ? new ConstantFlags() : fileFlags
+
+const app = await buildProxy({ config, registry, flags, routes: [...migratedRoutes, ...benchRoutes], logger })
+await app.listen({ port: config.port, host: config.host })
+
+const stop = async (): Promise<void> => {
+  await app.close()
+  await fileFlags.close()
+  await registry.close()
+  // --cpu-prof writes its profile on a normal exit, so this exit must stay graceful.
+  process.exit(0)
+}
+process.once('SIGTERM', () => void stop())
+process.once('SIGINT', () => void stop())

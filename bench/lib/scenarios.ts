@@ -1,0 +1,90 @@
+// Every measured case in one table: which contender, which path, what a correct answer looks like.
+// A new ficus scenario is one more entry here (and, for a migrated route, one more route in
+// bench/ficus-entry.ts); `pending` keeps a planned scenario visible in the output until it lands.
+import { BASE_DOMAIN, BENCH_PATHS, LARGE_BYTES, SMALL_BYTES } from './fixtures.ts'
+
+export type ContenderKind = 'upstream' | 'nginx-proxy' | 'node'
+export type Payload = 'small' | 'large'
+
+export interface Contender {
+  readonly id: string
+  readonly label: string
+  readonly kind: ContenderKind
+  /** Node entry point, relative to bench/. */
+  readonly entry?: string
+  readonly args?: readonly string[]
+  /** Whether it is ficus (gets the ficus environment) or a baseline. */
+  readonly ficus: boolean
+}
+
+export interface Scenario {
+  readonly id: string
+  readonly label: string
+  readonly contender: Contender
+  readonly payload: Payload
+  readonly path: string
+  readonly expect: { readonly bytes?: number, readonly servedBy?: 'legacy' | 'new' }
+  /** Set while the scenario cannot run yet: says what it waits for. */
+  readonly pending?: string
+}
+
+export const PROBE_HOST = `school-0.${BASE_DOMAIN}`
+
+const DIRECT: Contender = { id: 'direct', label: 'direct to upstream (ceiling)', kind: 'upstream', ficus: false }
+const NGINX: Contender = { id: 'nginx-proxy', label: 'nginx reverse proxy', kind: 'nginx-proxy', ficus: false }
+const HTTP_PROXY: Contender = { id: 'http-proxy', label: '@fastify/http-proxy', kind: 'node', entry: 'baselines/http-proxy.ts', ficus: false }
+const REPLY_FROM: Contender = { id: 'reply-from', label: 'fastify + reply-from + lookup', kind: 'node', entry: 'baselines/reply-from.ts', ficus: false }
+const UNDICI: Contender = { id: 'undici-pool', label: 'hand-written undici Pool', kind: 'node', entry: 'baselines/undici-pool.ts', ficus: false }
+// The forwarding shape proposed for ficus (bench/README.md), not a baseline to beat.
+const PROPOSAL: Contender = { id: 'fastify-hijack-stream', label: 'fastify + hijacked undici stream (proposal)', kind: 'node', entry: 'baselines/fastify-undici-stream.ts', ficus: false }
+const FICUS: Contender = { id: 'ficus', label: 'ficus', kind: 'node', entry: 'ficus-entry.ts', args: ['--decision=flags'], ficus: true }
+const FICUS_NO_DECISION: Contender = { id: 'ficus-skip', label: 'ficus, decision skipped', kind: 'node', entry: 'ficus-entry.ts', args: ['--decision=skip'], ficus: true }
+
+export const BASELINES: readonly Contender[] = [DIRECT, NGINX, HTTP_PROXY, REPLY_FROM, UNDICI, PROPOSAL]
+
+function baselines (payload: Payload): Scenario[] {
+  const path = payload === 'small' ? BENCH_PATHS.small : BENCH_PATHS.large
+  const bytes = payload === 'small' ? SMALL_BYTES : LARGE_BYTES
+  return BASELINES.map((contender) => ({
+    id: `${contender.id}/${payload}`,
+    label: `${contender.label}, ${payload === 'small' ? '1 KiB' : '100 KiB'}`,
+    contender,
+    payload,
+    path,
+    expect: { bytes }
+  }))
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  ...baselines('small'),
+  { id: 'ficus-a/small', label: 'ficus (a) legacy-bound, 1 KiB', contender: FICUS, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' } },
+  { id: 'ficus-a-skip/small', label: 'ficus (a) decision skipped, 1 KiB', contender: FICUS_NO_DECISION, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' } },
+  { id: 'ficus-b/small', label: 'ficus (b) migrated, JSON from memory', contender: FICUS, payload: 'small', path: BENCH_PATHS.migrated, expect: { servedBy: 'new' } },
+  { id: 'ficus-c/small', label: 'ficus (c) migrated, Redis session read', contender: FICUS, payload: 'small', path: '/bench/session', expect: { servedBy: 'new' }, pending: 'wired when the session path lands: a migrated route reading the session in bench/ficus-entry.ts' },
+  { id: 'ficus-d/small', label: 'ficus (d) migrated, school database read', contender: FICUS, payload: 'small', path: '/bench/database', expect: { servedBy: 'new' }, pending: 'wired when the tenant database path lands: a migrated route reading the school database in bench/ficus-entry.ts' },
+  { id: 'ficus-e/small', label: 'ficus (e) WORKERS=2, legacy-bound 1 KiB', contender: FICUS, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' }, pending: 'WORKERS is not implemented in ficus yet (needs two proxy cores too)' },
+  ...baselines('large'),
+  { id: 'ficus-a/large', label: 'ficus (a) legacy-bound, 100 KiB', contender: FICUS, payload: 'large', path: BENCH_PATHS.large, expect: { bytes: LARGE_BYTES, servedBy: 'legacy' } }
+]
+
+/** The issue's targets, each a ratio between two scenarios of the same run. */
+export interface Target {
+  readonly label: string
+  readonly scenario: string
+  readonly baseline: string
+  readonly metric: 'rps' | 'p99'
+  /** rps: ficus/baseline must be >= bound; p99: ficus/baseline must be <= bound. */
+  readonly bound: number
+}
+
+export const TARGETS: readonly Target[] = [
+  { label: 'legacy path >= 1.3x @fastify/http-proxy', scenario: 'ficus-a/small', baseline: 'http-proxy/small', metric: 'rps', bound: 1.3 },
+  { label: 'legacy path >= 1.0x reply-from + lookup', scenario: 'ficus-a/small', baseline: 'reply-from/small', metric: 'rps', bound: 1.0 },
+  { label: 'legacy path >= 0.9x hand-written undici', scenario: 'ficus-a/small', baseline: 'undici-pool/small', metric: 'rps', bound: 0.9 },
+  { label: 'legacy path p99 <= 1.2x hand-written undici', scenario: 'ficus-a/small', baseline: 'undici-pool/small', metric: 'p99', bound: 1.2 },
+  { label: '100 KiB >= 0.9x hand-written undici', scenario: 'ficus-a/large', baseline: 'undici-pool/large', metric: 'rps', bound: 0.9 },
+  // Flags cost < 2%: ficus with the decision must keep > 98% of ficus without it.
+  { label: 'flags (1,500 schools x 50 flags) cost < 2%: req/s against the decision skipped', scenario: 'ficus-a/small', baseline: 'ficus-a-skip/small', metric: 'rps', bound: 0.98 }
+]
+
+export const RSS_TARGET_BYTES = 150 * 1_024 * 1_024
