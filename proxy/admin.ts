@@ -17,6 +17,14 @@ export interface AdminParts {
   readonly logger: FastifyBaseLogger
   /** Explains every migrated route for one school; undefined when the school is unknown. */
   readonly decisions?: (tenantId: string) => unknown
+  /** Prometheus exposition for GET /metrics. */
+  readonly metrics?: { readonly contentType: string, text (): Promise<string> }
+  /** Shadow results and breakers; `route` narrows to one route (undefined result: no such route). */
+  readonly safety?: {
+    shadowSummary (route?: string): unknown[] | undefined
+    mismatches (route?: string): unknown[] | undefined
+    breakers (): unknown[]
+  }
 }
 
 export class Readiness {
@@ -71,6 +79,30 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
       if (result === undefined) return reply.code(404).send({ error: { code: 'FICUS_ERR_TENANT_UNKNOWN', message: `no school "${tenantId}" in the registry` } })
       return result
     })
+  }
+
+  const metrics = parts.metrics
+  if (metrics !== undefined) {
+    admin.get('/metrics', async (_request, reply) => {
+      reply.type(metrics.contentType)
+      return await metrics.text()
+    })
+  }
+
+  const safety = parts.safety
+  if (safety !== undefined) {
+    const unknownRoute = (route: string): object => ({ error: { code: 'FICUS_ERR_VALIDATION', message: `no migrated route named "${route}"` } })
+    admin.get<{ Querystring: { route?: string } }>('/shadow', async (request, reply) => {
+      const summary = safety.shadowSummary(request.query.route)
+      if (summary === undefined) return reply.code(404).send(unknownRoute(request.query.route ?? ''))
+      return { routes: summary }
+    })
+    admin.get<{ Querystring: { route?: string } }>('/shadow/mismatches', async (request, reply) => {
+      const mismatches = safety.mismatches(request.query.route)
+      if (mismatches === undefined) return reply.code(404).send(unknownRoute(request.query.route ?? ''))
+      return { routes: mismatches }
+    })
+    admin.get('/breakers', async () => ({ notClosed: safety.breakers() }))
   }
 
   return admin

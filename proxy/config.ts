@@ -6,6 +6,8 @@ import { isIP } from 'node:net'
 import { tmpdir } from 'node:os'
 import { parseSessionConfig, type SessionConfig } from '../sessions/config.ts'
 import { parseTenantDbConfig, type TenantDbConfig } from '../tenant-db/config.ts'
+import { parseSafetyConfig, type SafetyConfig } from '../safety/config.ts'
+import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
 
 // The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
@@ -40,7 +42,15 @@ export const DEFAULTS = Object.freeze({
   LEGACY_BODY_LIMIT_BYTES: 104_857_600,
   ADMIN_PORT: 9090,
   ADMIN_HOST: '127.0.0.1',
-  LOG_LEVEL: 'info'
+  LOG_LEVEL: 'info',
+  ACCESS_LOG: true,
+  METRICS_MAX_COHORTS: 20,
+  DRAIN_DELAY_MS: 5_000,
+  SHUTDOWN_TIMEOUT_MS: 30_000,
+  WORKERS: 1,
+  PREWARM_LEGACY_CONNECTIONS: 4,
+  PREWARM_PATH: '/',
+  PREWARM_TIMEOUT_MS: 5_000
 })
 
 export type BareDomainPolicy = 'not-found' | 'legacy'
@@ -85,6 +95,25 @@ export interface Config {
   readonly sessions: SessionConfig
   /** The control database and the schools' databases (embedded PGlite without DATABASE_URL). */
   readonly tenantDb: TenantDbConfig
+  readonly safety: SafetyConfig
+  /** One JSON line per request (ACCESS_LOG). */
+  readonly accessLog: boolean
+  /** Distinct cohort label values in metrics; later cohorts count as `other`. */
+  readonly metricsMaxCohorts: number
+  /** After SIGTERM: /readyz is 503 and ficus keeps serving this long before it stops accepting. */
+  readonly drainDelayMs: number
+  /** Requests still in flight this long after the listener closed are cut. */
+  readonly shutdownTimeoutMs: number
+  /** Processes serving the public port (node:cluster) when above 1. */
+  readonly workers: number
+  /** Set by the primary in each worker it forks (1..WORKERS); undefined outside a cluster. */
+  readonly workerIndex: number | undefined
+  /** Connections opened to legacy before /readyz reports ready; 0 disables. */
+  readonly prewarmLegacyConnections: number
+  readonly prewarmPath: string
+  readonly prewarmTimeoutMs: number
+  /** The busiest schools, whose databases are opened before /readyz reports ready. */
+  readonly prewarmSchools: readonly string[]
 }
 
 export interface UnleashConfig {
@@ -167,6 +196,17 @@ export function parseConfig (env: Env): Config {
     adminToken: read.optionalString('ADMIN_TOKEN', 16, 'a random string of at least 16 characters'),
     sessions: parseSessionConfig(env, problems),
     tenantDb: parseTenantDbConfig(env, problems),
+    safety: parseSafetyConfig(env, problems),
+    accessLog: read.boolean('ACCESS_LOG', DEFAULTS.ACCESS_LOG),
+    metricsMaxCohorts: read.integer('METRICS_MAX_COHORTS', DEFAULTS.METRICS_MAX_COHORTS, 0, 1_000),
+    drainDelayMs: read.integer('DRAIN_DELAY_MS', DEFAULTS.DRAIN_DELAY_MS, 0, 600_000),
+    shutdownTimeoutMs: read.integer('SHUTDOWN_TIMEOUT_MS', DEFAULTS.SHUTDOWN_TIMEOUT_MS, 1, 3_600_000),
+    workers: read.integer('WORKERS', DEFAULTS.WORKERS, 1, 256),
+    workerIndex: env.FICUS_WORKER === undefined ? undefined : read.integer('FICUS_WORKER', 1, 1, 256),
+    prewarmLegacyConnections: read.integer('PREWARM_LEGACY_CONNECTIONS', DEFAULTS.PREWARM_LEGACY_CONNECTIONS, 0, 65_536),
+    prewarmPath: read.path('PREWARM_PATH', DEFAULTS.PREWARM_PATH),
+    prewarmTimeoutMs: read.integer('PREWARM_TIMEOUT_MS', DEFAULTS.PREWARM_TIMEOUT_MS, 1, 600_000),
+    prewarmSchools: read.schoolList('PREWARM_SCHOOLS'),
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], DEFAULTS.LOG_LEVEL)
   }
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
@@ -174,6 +214,9 @@ export function parseConfig (env: Env): Config {
   }
   if (config.adminPort !== 0 && config.adminPort === config.port && !problems.some((p) => p.startsWith('ADMIN_PORT'))) {
     problems.push('ADMIN_PORT must differ from PORT: the admin listener is never on the public port, e.g. ADMIN_PORT=9090')
+  }
+  if (config.workers > 1 && config.adminPort !== 0 && config.adminPort + config.workers - 1 > 65_535) {
+    problems.push('ADMIN_PORT + WORKERS - 1 must be a port: worker k listens for admin on ADMIN_PORT + k - 1, e.g. ADMIN_PORT=9090 with WORKERS=4')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)
@@ -278,6 +321,28 @@ class EnvReader {
       this.#problems.push(`${name} names a file that does not exist (${value}), e.g. ${name}=${example}`)
     }
     return value
+  }
+
+  path (name: string, fallback: string): string {
+    const value = this.#raw(name)
+    if (value === undefined) return fallback
+    if (!/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/.test(value)) {
+      this.#problems.push(`${name} must be an absolute path with no query, e.g. ${name}=/healthz`)
+      return fallback
+    }
+    return value
+  }
+
+  schoolList (name: string): readonly string[] {
+    const value = this.#raw(name)
+    if (value === undefined) return []
+    const entries = value.split(',').map((entry) => entry.trim().toLowerCase()).filter((entry) => entry !== '')
+    for (const entry of entries) {
+      if (!TENANT_ID_PATTERN.test(entry)) {
+        this.#problems.push(`${name} must list school ids separated by commas, e.g. ${name}=school-a,school-b (bad entry: ${entry})`)
+      }
+    }
+    return Object.freeze(entries)
   }
 
   addressList (name: string): readonly string[] {

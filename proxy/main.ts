@@ -1,6 +1,13 @@
 // Starts ficus: reads the configuration, brings up what it names (or the embedded demo parts
-// when it names nothing), listens, and shuts down cleanly on SIGTERM/SIGINT.
+// when it names nothing), pre-warms, listens, and drains then shuts down on SIGTERM/SIGINT.
+// With WORKERS=N the first process only forks N workers on the same port and relays signals.
+import cluster from 'node:cluster'
 import type { AddressInfo } from 'node:net'
+import type { Logger } from 'pino'
+import { FicusMetrics } from '../metrics/registry.ts'
+import { closeGracefully, Prewarm, sleep } from '../safety/lifecycle.ts'
+import { INTERNAL_HEADER, SafetyNet } from '../safety/safety-net.ts'
+import { tenantDatabase } from '../tenant-db/index.ts'
 import { startDemoLegacyApp, type DemoLegacyApp } from '../demo/legacy-app.ts'
 import { Flags } from '../flags/flags.ts'
 import { migratedRoutes } from '../new-routes/index.ts'
@@ -23,6 +30,7 @@ async function main (): Promise<void> {
     process.exit(1)
   }
   const logger = createLogger(config.logLevel)
+  if (config.workers > 1 && cluster.isPrimary) return runPrimary(config.workers, logger)
   const closers: Array<() => Promise<void>> = []
 
   const sessionLog = logger.child({ component: 'sessions' })
@@ -51,23 +59,67 @@ async function main (): Promise<void> {
   const readiness = new Readiness()
   // Forward to the demo app where it actually listens: DEMO_LEGACY_PORT=0 lets the system pick.
   const proxyConfig: Config = legacy === undefined ? config : Object.freeze({ ...config, legacyUrl: legacy.url })
-  const app = await buildProxy({ config: proxyConfig, registry, flags, routes: migratedRoutes, logger, sessions })
+  const metrics = new FicusMetrics({ routes: migratedRoutes.map((route) => route.name), maxCohorts: config.metricsMaxCohorts })
+  const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger })
+  metrics.addFlags(() => flags.status())
+  metrics.addBreakers(() => safety.guards.map((guard) => ({ route: guard.name, open: guard.breaker.openCount, halfOpen: guard.breaker.halfOpenCount })))
+  metrics.addGauge('ficus_session_bindings_cached', 'Session id -> school bindings remembered by this process', () => sessions.bindings.size)
+  const memoryStore = sessions.store instanceof MemorySessionStore ? sessions.store : undefined
+  if (memoryStore !== undefined) metrics.addGauge('ficus_session_store_records', 'Sessions held by the in-process store', () => memoryStore.size)
+  metrics.addTenantPools(() => registry.databaseStats())
+  metrics.addGauge('ficus_shadow_in_flight', 'Shadow comparisons running now', () => safety.shadowInFlight)
+  metrics.addGauge('ficus_draining', '1 from SIGTERM until exit', () => (readiness.draining ? 1 : 0))
+  const app = await buildProxy({ config: proxyConfig, registry, flags, routes: migratedRoutes, logger, sessions, safety, metrics, lifecycle: readiness })
+
+  const prewarm = new Prewarm()
+  const legacyUrl = proxyConfig.legacyUrl
+  if (config.prewarmLegacyConnections > 0 && legacyUrl !== undefined) {
+    const host = new URL(legacyUrl).host
+    // Sent at once through the legacy adapter's own pool, so each opens a connection there.
+    prewarm.add({
+      name: 'legacy',
+      run: async () => {
+        const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
+          app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, [INTERNAL_HEADER]: safety.prewarmMarker } })))
+        const failed = answers.find((answer) => answer.statusCode === 502 || answer.statusCode === 504)
+        if (failed !== undefined) throw new Error(`legacy answered the pre-warm request with ${failed.statusCode}`)
+      }
+    })
+  }
+  if (config.prewarmSchools.length > 0) {
+    prewarm.add({
+      name: 'school databases',
+      run: async () => {
+        await Promise.all(config.prewarmSchools.map(async (id) => {
+          const tenant = registry.get(id)
+          if (tenant === undefined) throw new Error(`PREWARM_SCHOOLS names ${id}, which is not in the registry`)
+          await tenantDatabase(tenant).query('SELECT 1')
+        }))
+      }
+    })
+  }
   const admin = await buildAdmin({
     token: config.adminToken,
     logger,
     checks: [
       { name: 'flags', check: () => ({ ready: flags.isReady(), detail: flags.status() }) },
-      { name: 'tenants', check: () => ({ ready: registry.size > 0, detail: { source: registry.source, count: registry.size } }) }
+      { name: 'tenants', check: () => ({ ready: registry.size > 0, detail: { source: registry.source, count: registry.size } }) },
+      { name: 'prewarm', check: () => ({ ready: prewarm.done, detail: prewarm.results }) }
     ],
-    decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag })
+    decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag }),
+    metrics,
+    safety
   }, readiness)
 
-  await admin.listen({ port: config.adminPort, host: config.adminHost })
+  // Workers share the public port; each has its own admin port so each can be scraped.
+  const adminPort = config.workerIndex === undefined || config.adminPort === 0 ? config.adminPort : config.adminPort + config.workerIndex - 1
+  await admin.listen({ port: adminPort, host: config.adminHost })
   await app.listen({ port: config.port, host: config.host })
+  void prewarm.run(config.prewarmTimeoutMs, logger)
   logger.info({
     // The bound ports, not the configured ones: with PORT=0 the system picks them.
     public: `http://${config.host}:${boundPort(app.server.address(), config.port)}`,
-    admin: `http://${config.adminHost}:${boundPort(admin.server.address(), config.adminPort)}`,
+    admin: `http://${config.adminHost}:${boundPort(admin.server.address(), adminPort)}`,
     baseDomain: config.baseDomain,
     legacy: config.legacyUrl ?? legacy?.url,
     tenants: `${registry.source} (${registry.size} schools)`,
@@ -79,20 +131,74 @@ async function main (): Promise<void> {
   let stopping = false
   const stop = async (signal: string): Promise<void> => {
     if (stopping) {
+      // The primary's relayed request repeats the signal the worker may have had from the terminal.
+      if (signal === PRIMARY_STOP) return
       logger.warn({ signal }, 'second signal: exiting now')
       process.exit(1)
     }
     stopping = true
-    logger.info({ signal }, 'shutting down')
     readiness.startDraining()
-    await app.close()
+    safety.stopShadow()
+    logger.info({ signal, drainDelayMs: config.drainDelayMs }, 'draining: /readyz answers 503, still serving')
+    await sleep(config.drainDelayMs)
+    logger.info({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'no longer accepting: finishing the requests in flight')
+    const closed = await closeGracefully(app.server, () => app.close(), config.shutdownTimeoutMs)
+    if (closed.forced) logger.warn({ ms: closed.ms }, 'requests still in flight at SHUTDOWN_TIMEOUT_MS were cut')
     await admin.close()
     for (const close of closers.reverse()) await close()
-    logger.info('stopped')
-    process.exit(0)
+    logger.info({ closeMs: closed.ms, forced: closed.forced }, 'stopped')
+    process.exit(closed.forced ? 1 : 0)
   }
   process.on('SIGTERM', (signal) => void stop(signal))
   process.on('SIGINT', (signal) => void stop(signal))
+  process.on('message', (message) => { if (message === PRIMARY_STOP) void stop(PRIMARY_STOP) })
+}
+
+// Asks a worker to drain and stop; sent over the cluster channel rather than as a signal.
+const PRIMARY_STOP = 'ficus:stop'
+const WORKER_RESTART_DELAY_MS = 1_000
+
+/**
+ * The primary of WORKERS=N: forks the workers (each a full ficus on the shared port), replaces
+ * one that dies, relays SIGTERM/SIGINT as a stop request, and exits when all have stopped
+ * (0 when every one stopped cleanly). A second signal kills them.
+ */
+function runPrimary (count: number, logger: Logger): void {
+  const workers = new Map<number, ReturnType<typeof cluster.fork>>()
+  let stopping = false
+  let failed = false
+  const fork = (index: number): void => {
+    const worker = cluster.fork({ FICUS_WORKER: String(index) })
+    workers.set(index, worker)
+    worker.on('exit', (code, signal) => {
+      workers.delete(index)
+      if (stopping) {
+        if (code !== 0) failed = true
+        if (workers.size === 0) {
+          logger.info({ failed }, 'all workers stopped')
+          process.exit(failed ? 1 : 0)
+        }
+        return
+      }
+      logger.error({ worker: index, code, signal }, 'worker exited: starting another')
+      setTimeout(() => { if (!stopping) fork(index) }, WORKER_RESTART_DELAY_MS)
+    })
+  }
+  for (let index = 1; index <= count; index++) fork(index)
+  logger.info({ workers: count, pid: process.pid }, 'primary: workers forked')
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: killing the workers')
+      for (const worker of workers.values()) worker.process.kill('SIGKILL')
+      process.exit(1)
+    }
+    stopping = true
+    logger.info({ signal }, 'primary: stopping the workers')
+    if (workers.size === 0) process.exit(0)
+    for (const worker of workers.values()) worker.send(PRIMARY_STOP)
+  }
+  process.on('SIGTERM', (signal) => stop(signal))
+  process.on('SIGINT', (signal) => stop(signal))
 }
 
 function boundPort (address: string | AddressInfo | null, configured: number): number {

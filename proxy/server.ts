@@ -7,6 +7,10 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import legacyAdapter from '../legacy-adapter/index.ts'
 import { decideBackend } from '../flags/decide-backend.ts'
 import type { FlagReader } from '../flags/flags.ts'
+import type { FlagContext } from '../flags/flag-context.ts'
+import { writeAccessLog } from '../metrics/access-log.ts'
+import { FicusMetrics, ROUTE_NONE, ROUTE_UNMIGRATED } from '../metrics/registry.ts'
+import { INTERNAL_HEADER, SafetyNet, type RouteGuard as SafetyGuard } from '../safety/safety-net.ts'
 import type { MigratedRoute } from '../new-routes/route.ts'
 import { HostResolver } from '../tenants/host.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
@@ -28,6 +32,12 @@ export interface ProxyParts {
   readonly logger: FastifyBaseLogger
   /** The shared session store; without it handlers have no `request.session`. */
   readonly sessions?: SessionComponents
+  /** Shadow, fallback and breaker; built from `config.safety` when absent. */
+  readonly safety?: SafetyNet
+  /** Built with default settings when absent. */
+  readonly metrics?: FicusMetrics
+  /** While true, every response says `Connection: close` (the drain after SIGTERM). */
+  readonly lifecycle?: { readonly draining: boolean }
 }
 
 declare module 'fastify' {
@@ -50,12 +60,18 @@ const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
 // How late (at most) a headers or request timeout is noticed.
 const MAX_TIMEOUT_CHECK_MS = 1_000
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'DELETE'])
+const NOT_DRAINING = Object.freeze({ draining: false })
 
 export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   const { config, registry, flags } = parts
   const hosts = new HostResolver(config.baseDomain)
   const trustedProxies = new TrustedProxies(config.trustedProxies)
   const servedBy = config.servedByHeader
+  // Process metrics are main.ts's choice: a test or a bench building many apps needs none.
+  const metrics = parts.metrics ?? new FicusMetrics({ routes: parts.routes.map((route) => route.name), maxCohorts: config.metricsMaxCohorts, processMetrics: false })
+  const safety = parts.safety ?? new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger: parts.logger })
+  const lifecycle = parts.lifecycle ?? NOT_DRAINING
+  const accessLog = config.accessLog
 
   const app = Fastify({
     loggerInstance: parts.logger,
@@ -75,6 +91,9 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     connectionTimeout: config.clientIdleTimeoutMs,
     bodyLimit: config.bodyLimitBytes,
     requestIdHeader: false,
+    // Requests that reach a closing server on a connection it already had are served (with
+    // `Connection: close`), not refused: the drain must not fail what the balancer sent late.
+    return503OnClosing: false,
     genReqId (req) {
       const supplied = trustedProxies.trusts(req.socket.remoteAddress) ? req.headers[config.requestIdHeader] : undefined
       return typeof supplied === 'string' && REQUEST_ID_SYNTAX.test(supplied) ? supplied : randomUUID()
@@ -106,12 +125,24 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     trustsPeer: (request: FastifyRequest) => trustedProxies.trusts(request.socket.remoteAddress)
   })
 
+  // Before the sessions plugin: its onSend hook must not run ahead of the handler deadline check.
+  safety.install(app, (request, reply) => toLegacy(request, reply, request.tenant.id))
+  app.addHook('onResponse', function observe (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    const guard = request.ficusGuard
+    const backend = request.ficusBackend
+    const route = guard !== null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
+    metrics.observe(route, backend, reply.statusCode, request.tenant?.cohorts[0], reply.elapsedTime / 1000)
+    if (accessLog) writeAccessLog(request, reply, guard !== null ? guard.name : backend === 'none' ? ROUTE_NONE : ROUTE_UNMIGRATED, backend)
+    done()
+  })
+
   const bindings = parts.sessions?.bindings
   if (parts.sessions !== undefined) await app.register(sessionsPlugin, parts.sessions)
 
   // A session belongs to the school it was created on: its cookie must not reach legacy on
   // another school. Requests without the session cookie pass straight through.
   function toLegacy (request: FastifyRequest, reply: FastifyReply, tenantId: string): void {
+    if (request.ficusBackend === 'none') request.ficusBackend = 'legacy'
     const cookie = request.headers.cookie
     const forLegacy = bindings === undefined ? cookie : bindings.legacyCookieHeader(cookie, tenantId)
     if (forLegacy === cookie) return void reply.toLegacy()
@@ -120,6 +151,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   }
 
   app.setErrorHandler((error, request, reply) => {
+    safety.errorPage(request)
     const ficusError = toFicusError(error as Error)
     if (ficusError.statusCode >= 500) request.log.error({ err: error, code: ficusError.code }, 'request failed')
     return sendError(request, reply, ficusError)
@@ -128,10 +160,21 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   app.addHook('onRequest', function dispatch (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
     const pathProblem = (request.raw as RawRequest)[kPathProblem]
     if (pathProblem !== undefined) return done(ProxyErrors.FICUS_ERR_PATH_INVALID(pathProblem))
+    if (lifecycle.draining) reply.header('connection', 'close')
+    // ficus's own requests (shadow replays, pre-warm) carry a marker no client can know.
+    const internal = request.headers[INTERNAL_HEADER] !== undefined
+    if (internal && safety.isPrewarm(request)) {
+      delete request.raw.headers[INTERNAL_HEADER]
+      request.ficusBackend = 'legacy'
+      return void reply.toLegacy()
+    }
 
     const host = hosts.resolve(request.headers.host)
     if (host.kind !== 'tenant') {
-      if (host.kind === 'bare' && config.bareDomain === 'legacy') return void reply.toLegacy()
+      if (host.kind === 'bare' && config.bareDomain === 'legacy') {
+        request.ficusBackend = 'legacy'
+        return void reply.toLegacy()
+      }
       if (host.kind === 'malformed') return done(TenantErrors.FICUS_ERR_HOST_INVALID(host.reason))
       return done(TenantErrors.FICUS_ERR_TENANT_UNKNOWN())
     }
@@ -144,13 +187,21 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
 
     const route = request.routeOptions.config.migratedRoute
     if (route === undefined) return toLegacy(request, reply, tenant.id)
+    const guard = request.routeOptions.config.routeGuard as SafetyGuard
+    request.ficusGuard = guard
+    if (internal && safety.isShadowReplay(request)) {
+      safety.startShadowReplay(request, reply)
+      return done()
+    }
+    const context: FlagContext = { tenantId: tenant.id, cohorts: tenant.cohorts, route: route.name, remoteAddress: request.ip }
     let backend
     try {
-      backend = decideBackend(flags, route, { tenantId: tenant.id, cohorts: tenant.cohorts, route: route.name, remoteAddress: request.ip }, config.killSwitchFlag)
+      backend = decideBackend(flags, route, context, config.killSwitchFlag)
+      if (backend === 'legacy') safety.legacyChosen(request, guard, context)
     } catch (error) {
       return done(toFicusError(error as Error))
     }
-    if (backend === 'legacy') return toLegacy(request, reply, tenant.id)
+    if (backend === 'legacy' || !safety.admit(request, reply, guard, tenant.id)) return toLegacy(request, reply, tenant.id)
     if (servedBy !== undefined) reply.header(servedBy, 'new')
     done()
   })
@@ -164,8 +215,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       method: route.method as string | string[],
       url: route.url,
       schema: route.schema,
-      config: { migratedRoute: route },
-      handler: route.handler
+      config: { migratedRoute: route, routeGuard: safety.guard(route) },
+      handler: route.fallbackToLegacy === false ? route.handler : safety.wrapHandler(route.handler)
     })
   }
 

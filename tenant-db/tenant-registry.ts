@@ -4,7 +4,7 @@
 // allocates nothing; the pool behind the handle opens on its first query.
 import type { TenantRegistry } from '../tenants/registry.ts'
 import type { Tenant } from '../tenants/tenant.ts'
-import type { TenantDatabase, TenantDatabases } from './database.ts'
+import type { TenantDatabase, TenantDatabases, TenantDatabasesStats } from './database.ts'
 import { TenantDbErrors } from './errors.ts'
 
 declare module '../tenants/tenant.ts' {
@@ -43,6 +43,11 @@ export class DatabaseTenantRegistry implements TenantRegistry {
 
   * all (): Iterable<TenantWithDatabase> {
     for (const tenant of this.#inner.all()) yield this.#bind(tenant)
+  }
+
+  /** Pools (or embedded databases) open, closing, busy and waited for: for the metrics gauges. */
+  databaseStats (): TenantDatabasesStats {
+    return this.#databases.stats()
   }
 
   /** Closes the registry, then every school database. */

@@ -113,6 +113,9 @@ export async function startFicus (t: TeardownHost, options: FicusOptions): Promi
     UNLEASH_APP_NAME: 'ficus',
     UNLEASH_REFRESH_MS: String(TEST_REFRESH_MS),
     UNLEASH_BACKUP_DIR: backupDir,
+    // These tests count legacy's requests exactly, and stop processes often.
+    PREWARM_LEGACY_CONNECTIONS: '0',
+    DRAIN_DELAY_MS: '0',
     LOG_LEVEL: 'info',
     ...options.env
   })

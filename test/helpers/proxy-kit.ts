@@ -400,7 +400,8 @@ export interface FicusProcess {
 export function spawnFicus (t: TeardownHost, env: Record<string, string>): FicusProcess {
   const child = spawn(process.execPath, [MAIN_SCRIPT], {
     cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+    // No drain pause on SIGTERM unless a test asks for one: teardown stops processes often.
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', DRAIN_DELAY_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {

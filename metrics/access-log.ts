@@ -1,0 +1,35 @@
+// One JSON line per request: who (request id, school), what (method, path without its query,
+// route), which side answered, how (status) and how long. Never a header, a cookie or a query
+// string: those carry session ids and tokens.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { BackendLabel } from '../safety/safety-net.ts'
+
+export interface AccessLogLine {
+  readonly tenant: string | undefined
+  readonly method: string
+  readonly path: string
+  readonly route: string
+  readonly backend: BackendLabel
+  readonly status: number
+  readonly durationMs: number
+}
+
+export const ACCESS_LOG_MESSAGE = 'request'
+
+/** Writes the line through the request's logger, which carries the request id (`reqId`). */
+export function writeAccessLog (request: FastifyRequest, reply: FastifyReply, route: string, backend: BackendLabel): void {
+  const url = request.url
+  const queryAt = url.indexOf('?')
+  const line: AccessLogLine = {
+    tenant: request.tenant?.id,
+    method: request.method,
+    path: queryAt === -1 ? url : url.slice(0, queryAt),
+    route,
+    backend,
+    status: reply.statusCode,
+    durationMs: Math.round(reply.elapsedTime * 100) / 100
+  }
+  // Shadow replays are ficus's own traffic: kept out of the access log unless debugging.
+  if (backend === 'shadow') request.log.debug(line, ACCESS_LOG_MESSAGE)
+  else request.log.info(line, ACCESS_LOG_MESSAGE)
+}

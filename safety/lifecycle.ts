@@ -1,0 +1,88 @@
+// The two ends of a rolling restart. Start: pre-warm (connections to legacy, the busiest
+// schools' databases) before /readyz says ready. Stop: drain (the load balancer sees /readyz
+// 503 while ficus keeps serving with `Connection: close`), then close the listener and let
+// every request in flight finish, streams included, up to a deadline.
+import type { Server } from 'node:http'
+
+export interface PrewarmStep {
+  readonly name: string
+  readonly run: () => Promise<void>
+}
+
+export interface PrewarmLogger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+}
+
+/**
+ * Steps run once at start, together, bounded by a deadline. Best effort: a step that fails or
+ * is late is logged and readiness goes ahead, since holding every replica unready because
+ * legacy or one database is slow would turn a partial outage into a full one.
+ */
+export class Prewarm {
+  readonly #steps: PrewarmStep[] = []
+  #done = false
+  #results: Record<string, string> = {}
+
+  add (step: PrewarmStep): void {
+    this.#steps.push(step)
+  }
+
+  get done (): boolean {
+    return this.#done
+  }
+
+  get results (): Readonly<Record<string, string>> {
+    return this.#results
+  }
+
+  async run (timeoutMs: number, logger: PrewarmLogger): Promise<void> {
+    const started = performance.now()
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), timeoutMs) })
+    await Promise.all(this.#steps.map(async (step) => {
+      const outcome = await Promise.race([step.run().then(() => 'ok', (error: Error) => `failed: ${error.message}`), deadline])
+      this.#results[step.name] = outcome === 'late' ? `not finished within ${timeoutMs} ms` : outcome
+      if (outcome !== 'ok') logger.warn({ step: step.name, outcome: this.#results[step.name] }, 'pre-warm step incomplete; going ahead')
+    }))
+    clearTimeout(timer)
+    this.#done = true
+    if (this.#steps.length > 0) logger.info({ steps: this.#results, ms: Math.round(performance.now() - started) }, 'pre-warm done')
+  }
+}
+
+// How often connections that went idle during the close are closed: a response that began
+// before the drain went out with keep-alive, and its connection must not hold the close open.
+const IDLE_SWEEP_MS = 50
+
+export interface GracefulCloseResult {
+  /** True when the deadline passed and the remaining connections were cut. */
+  readonly forced: boolean
+  readonly ms: number
+}
+
+/**
+ * Closes a listening server the polite way: `close` stops accepting and resolves once every
+ * connection has ended; meanwhile idle keep-alive connections are closed as they appear, and at
+ * the deadline whatever is left is cut.
+ */
+export async function closeGracefully (server: Server, close: () => Promise<void>, timeoutMs: number): Promise<GracefulCloseResult> {
+  const started = performance.now()
+  let forced = false
+  const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS)
+  const deadline = setTimeout(() => {
+    forced = true
+    server.closeAllConnections()
+  }, timeoutMs)
+  try {
+    await close()
+  } finally {
+    clearInterval(sweep)
+    clearTimeout(deadline)
+  }
+  return { forced, ms: Math.round(performance.now() - started) }
+}
+
+export function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
