@@ -1,5 +1,6 @@
-// ficus as proxy/main.ts starts it (same config, tenant file registry, flags file, buildProxy),
-// plus the bench's own migrated routes, and without the admin listener or the demo app.
+// ficus as proxy/main.ts starts it (same config, sessions, tenant registry with the schools'
+// databases, flags file, buildProxy, every migrated route), plus the bench's own migrated routes,
+// and without the admin listener, the demo app, metrics of the process or pre-warming.
 //   node bench/ficus-entry.ts [--decision=flags|skip]
 // `--decision=skip` swaps the flag reader for a constant one: the same routes, hooks and
 // forwarding, with only the flag evaluation taken out. That pair measures what flags cost.
@@ -11,7 +12,8 @@ import { migratedRoute, type MigratedRoute } from '../new-routes/route.ts'
 import { parseConfig } from '../proxy/config.ts'
 import { createLogger } from '../proxy/logger.ts'
 import { buildProxy } from '../proxy/server.ts'
-import { FileTenantRegistry } from '../tenants/file-registry.ts'
+import { openTenantRegistry } from '../proxy/tenant-registry.ts'
+import { createSessions } from '../sessions/config.ts'
 import { BENCH_FLAGS, BENCH_PATHS } from './lib/fixtures.ts'
 
 // Scenario (b): what a migrated handler costs when it has its answer in memory. fastify
@@ -24,11 +26,8 @@ const MIGRATED_BODY = Object.freeze({
 /**
  * The bench's migrated routes. (a) and the 100 KiB path are declared with a flag that is off for
  * every school the load visits, so each request is decided and then sent to legacy.
- *
- * Extension point for the scenarios still to come: (c) session read and (d) school database
- * read are added here as one more migrated route each (flag on for every school, handler reading
- * the Redis session / the tenant's database), with their path in BENCH_PATHS and their entry in
- * SCENARIOS in bench/lib/scenarios.ts.
+ * (c) and (d) use ficus's own migrated routes (`GET /me`, `GET /attendance/:classId`), whose
+ * flags the bench's flags file turns on for every school.
  */
 export const benchRoutes: readonly MigratedRoute[] = [
   migratedRoute({
@@ -54,6 +53,8 @@ export const benchRoutes: readonly MigratedRoute[] = [
   })
 ]
 
+const ON_FOR_EVERY_SCHOOL: ReadonlySet<string> = new Set([BENCH_FLAGS.migrated, BENCH_FLAGS.session, BENCH_FLAGS.database])
+
 /** Answers as the flags file does for the bench's flags, without evaluating anything. */
 class ConstantFlags implements FlagReader {
   isReady (): boolean {
@@ -61,7 +62,7 @@ class ConstantFlags implements FlagReader {
   }
 
   isEnabled (flag: string, _context: FlagContext): boolean {
-    return flag === BENCH_FLAGS.migrated
+    return ON_FOR_EVERY_SCHOOL.has(flag)
   }
 }
 
@@ -70,12 +71,13 @@ if (values.decision !== 'flags' && values.decision !== 'skip') throw new Error('
 
 const config = parseConfig(process.env)
 const logger = createLogger(config.logLevel)
-const registry = new FileTenantRegistry({ path: config.tenantsFile })
-await registry.start()
+const sessions = createSessions(config.sessions)
+// File registry with embedded databases, or the `tenants` table with pooled PostgreSQL (DATABASE_URL).
+const registry = await openTenantRegistry(config, logger)
 const fileFlags = await Flags.fromFile(config.flagsFile, logger, config.flagsPollMs)
 const flags: FlagReader = values.decision === 'skip' ? new ConstantFlags() : fileFlags
 
-const app = await buildProxy({ config, registry, flags, routes: [...migratedRoutes, ...benchRoutes], logger })
+const app = await buildProxy({ config, registry, flags, routes: [...migratedRoutes, ...benchRoutes], logger, sessions })
 await app.listen({ port: config.port, host: config.host })
 
 const stop = async (): Promise<void> => {

@@ -1,8 +1,11 @@
-// The flag decision alone, in-process: what decideBackend costs per request with the bench's
-// 1,500 schools x 50 flags, measured in CPU time so that other work on the machine barely moves it.
+// The flag decisions alone, in-process: what a legacy-bound GET costs in decideBackend with the
+// bench's 1,500 schools x 50 flags, measured in CPU time so that other work on the machine barely
+// moves it. A legacy-bound GET is decided twice: its route, then (by the safety net) whether to
+// shadow it, each time with the kill switch first.
 //   node bench/flag-cost.ts <tenants.json> <flags.json>   (run.ts passes its fixtures)
 import { decideBackend } from '../flags/decide-backend.ts'
 import { Flags } from '../flags/flags.ts'
+import { SAFETY_DEFAULTS } from '../safety/config.ts'
 import { FileTenantRegistry } from '../tenants/file-registry.ts'
 import type { Tenant } from '../tenants/tenant.ts'
 import { BENCH_FLAGS, VISITED_SCHOOLS, schoolId } from './lib/fixtures.ts'
@@ -12,7 +15,9 @@ const MEASURED_DECISIONS = 1_000_000
 const SILENT = { info () {}, warn () {}, error () {} }
 
 export interface FlagCost {
+  /** Legacy-bound requests decided (route, then shadow, each after the kill switch). */
   readonly decisions: number
+  /** CPU time of all the decisions of one request. */
   readonly cpuUsPerDecision: number
 }
 
@@ -26,12 +31,14 @@ export async function measureFlagCost (tenantsFile: string, flagsFile: string): 
     if (tenant !== undefined) tenants.push(tenant)
   }
   const route = { flag: BENCH_FLAGS.small }
+  const shadowRoute = { flag: BENCH_FLAGS.small + SAFETY_DEFAULTS.SHADOW_FLAG_SUFFIX }
   let legacy = 0
   const run = (count: number): void => {
     for (let i = 0; i < count; i++) {
       const tenant = tenants[i % tenants.length] as Tenant
-      const backend = decideBackend(flags, route, { tenantId: tenant.id, cohorts: tenant.cohorts, route: 'bench.legacy-small', remoteAddress: '127.0.0.1' }, BENCH_FLAGS.killSwitch)
-      if (backend === 'legacy') legacy++
+      const context = { tenantId: tenant.id, cohorts: tenant.cohorts, route: 'bench.legacy-small', remoteAddress: '127.0.0.1' }
+      const backend = decideBackend(flags, route, context, BENCH_FLAGS.killSwitch)
+      if (backend === 'legacy' && decideBackend(flags, shadowRoute, context, BENCH_FLAGS.killSwitch) === 'legacy') legacy++
     }
   }
   run(WARMUP_DECISIONS)

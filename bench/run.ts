@@ -3,7 +3,9 @@
 //   npm run bench -- --quick       one short round, under 2 minutes, for development
 //   npm run bench -- --profile     ficus scenario (a) under --cpu-prof, summarised
 // Options: --rounds=N --seconds=N --warmup=N --connections=N --only=<id substring>
-//          --profile-scenario=<scenario id>
+//          --profile-scenario=<scenario id> --school-databases=N (scenario d; 100, quick 20)
+//          --ficus-node-flags="<flags>" / --node-flags="<flags>" (extra Node flags for the ficus
+//          processes / for every Node contender, for experiments)
 // Loopback only. The proxy under test runs alone on core 0; wrk and the upstream share core 1.
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -12,9 +14,11 @@ import { cpus, loadavg, release, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { BASE_DOMAIN, BENCH_FLAGS, writeFixtures, type Fixtures } from './lib/fixtures.ts'
-import { CLOCK_TICKS_PER_SECOND, coreTimes, cpuTicks, get, rssBytes, spawnPinned, waitReady, type Pinned } from './lib/proc.ts'
-import { PROBE_HOST, RSS_TARGET_BYTES, SCENARIOS, TARGETS, type Scenario } from './lib/scenarios.ts'
+import { BASE_DOMAIN, BENCH_FLAGS, cohortsOf, SCHOOLS, SESSION_COOKIE, VISITED_SCHOOLS, writeFixtures, type Fixtures } from './lib/fixtures.ts'
+import { ConnectionPeak, createSchoolDatabases, dropBenchDatabases, type SchoolDatabases } from './lib/postgres.ts'
+import { CLOCK_TICKS_PER_SECOND, coreTimes, get, processTree, spawnPinned, treeCpuTicks, treeRssBytes, waitReady, type Pinned } from './lib/proc.ts'
+import { commandsBetween, createBenchSessions, REDIS_URL, type BenchSessions } from './lib/redis.ts'
+import { DATABASE_POOL_SIZE, DATABASE_POOLS_MAX, PROBE_HOST, RSS_TARGET_BYTES, SCENARIOS, SESSION_ROUND_TRIPS_BOUND, TARGETS, type Scenario } from './lib/scenarios.ts'
 import { ensureTools, type Tools } from './lib/tools.ts'
 import { errorCount, runWrk, type WrkResult } from './lib/wrk.ts'
 import type { FlagCost } from './flag-cost.ts'
@@ -26,6 +30,8 @@ const RESULTS_DIR = join(BENCH_DIR, 'results')
 // every process some 17 MB of RSS that production never pays. Inside the project so that
 // node_modules resolves.
 const BUILD_DIR = join(RESULTS_DIR, 'build')
+// The compiled tree has no SQL files: ficus is pointed at the source tree's.
+const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url))
 const TSC = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url))
 const PROXY_CPU = 0
 const LOAD_CPU = 1
@@ -35,9 +41,12 @@ const DEFAULT_CONNECTIONS = 50
 const FLAG_COST_BOUND = 0.02
 // Other work above this share of the proxy core marks a measurement as disturbed.
 const NOISY_PERCENT = 5
+const CONNECTION_SAMPLE_MS = 100
+// A cluster's workers start after the primary answers nothing: how long to wait for them.
+const WORKERS_SETTLE_MS = 1_000
 const MODES = {
-  full: { rounds: 5, warmup: 2, seconds: 6 },
-  quick: { rounds: 1, warmup: 1, seconds: 3 }
+  full: { rounds: 5, warmup: 2, seconds: 6, schoolDatabases: 100, redisBackgroundMs: 2_000 },
+  quick: { rounds: 1, warmup: 1, seconds: 3, schoolDatabases: 20, redisBackgroundMs: 500 }
 } as const
 
 interface Settings {
@@ -48,6 +57,11 @@ interface Settings {
   readonly connections: number
   readonly only: string | undefined
   readonly profileScenario: string
+  readonly schoolDatabases: number
+  /** How long other clients' Redis commands are counted with the proxy idle, after a session run. */
+  readonly redisBackgroundMs: number
+  readonly ficusNodeFlags: readonly string[]
+  readonly nodeFlags: readonly string[]
 }
 
 interface Sample {
@@ -69,7 +83,27 @@ interface Sample {
   readonly loadCorePercent: number
   /** Busy share of the proxy core not spent by the proxy: other work on the machine. */
   readonly proxyCoreOtherPercent: number
+  /** Redis commands the server ran: during the measured run, and from the proxy's start to its end. */
+  readonly redis?: {
+    readonly measured: RedisCount
+    readonly sinceStart: RedisCount
+    readonly requestsSinceStart: number
+    /** Commands per second while the proxy was idle (other clients): what the server-wide counters add. */
+    readonly backgroundPerSecond: number | undefined
+  }
+  /** Peak server connections to the school databases, sampled over warm-up and run. */
+  readonly pgPeakConnections?: number
+  /** Processes of the contender (primary and workers). */
+  readonly processes: number
 }
+
+interface RedisCount {
+  readonly total: number
+  readonly byCommand: Record<string, number>
+}
+
+/** The scenario cannot run here as it stands (WORKERS not honoured): reported as pending. */
+class NotRunnable extends Error {}
 
 interface Spread {
   readonly median: number
@@ -80,7 +114,7 @@ interface Spread {
 interface ScenarioResult {
   readonly id: string
   readonly label: string
-  readonly pending?: string
+  pending?: string
   readonly samples: Sample[]
   summary?: Record<'rps' | 'p50Us' | 'p99Us' | 'cpuUsPerRequest' | 'proxyCpuPercent' | 'rssBytes' | 'rssAtStartBytes' | 'loadCorePercent' | 'proxyCoreOtherPercent' | 'upstreamCpuUsPerRequest', Spread | undefined> & { errors: number }
 }
@@ -97,7 +131,10 @@ function parseSettings (): Settings {
       warmup: { type: 'string' },
       connections: { type: 'string' },
       only: { type: 'string' },
-      'profile-scenario': { type: 'string', default: 'ficus-a/small' }
+      'profile-scenario': { type: 'string', default: 'ficus-a/small' },
+      'school-databases': { type: 'string' },
+      'ficus-node-flags': { type: 'string', default: '' },
+      'node-flags': { type: 'string', default: '' }
     }
   })
   const mode = values.profile ? 'profile' : values.quick ? 'quick' : 'full'
@@ -115,7 +152,11 @@ function parseSettings (): Settings {
     seconds: number('seconds', values.seconds, mode === 'profile' ? 15 : defaults.seconds),
     connections: number('connections', values.connections, DEFAULT_CONNECTIONS),
     only: values.only,
-    profileScenario: values['profile-scenario']
+    profileScenario: values['profile-scenario'],
+    ficusNodeFlags: values['ficus-node-flags'].split(' ').filter((flag) => flag !== ''),
+    nodeFlags: values['node-flags'].split(' ').filter((flag) => flag !== ''),
+    schoolDatabases: Math.min(number('school-databases', values['school-databases'], defaults.schoolDatabases), SCHOOLS),
+    redisBackgroundMs: defaults.redisBackgroundMs
   }
 }
 
@@ -148,17 +189,27 @@ function machine (tools: Tools): Record<string, string | number> {
   }
 }
 
+/** Redis sessions and PostgreSQL school databases, when a selected scenario needs them. */
+interface Services {
+  sessions?: BenchSessions
+  databases?: SchoolDatabases
+  /** Why a service is missing, for the scenarios that need it. */
+  readonly missing: Partial<Record<'redis' | 'postgres', string>>
+}
+
 class Bench {
   readonly #tools: Tools
   readonly #fixtures: Fixtures
   readonly #settings: Settings
+  readonly #services: Services
   #upstream: Pinned | undefined
   #upstreamPort = 0
 
-  constructor (tools: Tools, fixtures: Fixtures, settings: Settings) {
+  constructor (tools: Tools, fixtures: Fixtures, settings: Settings, services: Services) {
     this.#tools = tools
     this.#fixtures = fixtures
     this.#settings = settings
+    this.#services = services
   }
 
   async startUpstream (): Promise<void> {
@@ -172,12 +223,25 @@ class Bench {
     await this.#upstream?.stop()
   }
 
+  get services (): Services {
+    return this.#services
+  }
+
   #nodeEnv (scenario: Scenario, port: number): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', MALLOC_TRIM_THRESHOLD_: MALLOC_TRIM_THRESHOLD }
     const upstream = `http://127.0.0.1:${this.#upstreamPort}`
     if (!scenario.contender.ficus) return { ...env, BENCH_PORT: String(port), BENCH_UPSTREAM: upstream }
+    const { sessions, databases } = this.#services
     return {
       ...env,
+      // Every ficus runs as production would: sessions in Redis (legacy-bound requests must not
+      // touch it), the 1,500 schools from the control database's tenants table, pooled databases.
+      // Without them it falls back to the embedded parts (memory sessions, tenants file, PGlite).
+      ...(sessions === undefined ? {} : { REDIS_URL, SESSION_CODEC: 'json', SESSION_KEY_PREFIX: sessions.prefix }),
+      ...(databases === undefined
+        ? {}
+        : { DATABASE_URL: databases.controlUrl, TENANT_POOLS_MAX: String(DATABASE_POOLS_MAX), TENANT_POOL_SIZE: String(DATABASE_POOL_SIZE) }),
+      ...scenario.contender.env,
       LEGACY_URL: upstream,
       PORT: String(port),
       HOST: '127.0.0.1',
@@ -185,6 +249,7 @@ class Bench {
       TENANTS_FILE: this.#fixtures.tenantsFile,
       FLAGS_FILE: this.#fixtures.flagsFile,
       LOG_LEVEL: 'warn',
+      MIGRATIONS_DIR,
       KILL_SWITCH_FLAG: BENCH_FLAGS.killSwitch,
       BASE_DOMAIN
     }
@@ -201,10 +266,17 @@ class Bench {
       process = spawnPinned(this.#tools.taskset, PROXY_CPU, this.#tools.nginx, ['-p', this.#fixtures.dir, '-c', conf, '-e', join(this.#fixtures.dir, 'proxy.error.log')], globalThis.process.env)
     } else {
       const entry = compiled(contender.entry ?? '')
-      process = spawnPinned(this.#tools.taskset, PROXY_CPU, globalThis.process.execPath, [...nodeFlags, entry, ...(contender.args ?? [])], this.#nodeEnv(scenario, port))
+      const flags = [...this.#settings.nodeFlags, ...(contender.ficus ? this.#settings.ficusNodeFlags : []), ...(contender.nodeFlags ?? []), ...nodeFlags]
+      process = spawnPinned(this.#tools.taskset, contender.cpus ?? PROXY_CPU, globalThis.process.execPath, [...flags, entry, ...(contender.args ?? [])], this.#nodeEnv(scenario, port))
     }
     try {
       await waitReady(port, scenario.path, PROBE_HOST, process)
+      if (scenario.processTree === true) {
+        // WORKERS is honoured when the started process forks workers that serve the port.
+        await new Promise((resolve) => setTimeout(resolve, WORKERS_SETTLE_MS))
+        const workers = processTree(process.pid).length - 1
+        if (workers < 2) throw new NotRunnable(`WORKERS=2 not honoured: proxy/main.ts started ${workers} child process(es)`)
+      }
     } catch (error) {
       await process.stop()
       throw error
@@ -214,17 +286,32 @@ class Bench {
 
   /** A wrong answer served fast would win the table: check one before measuring. */
   async probe (scenario: Scenario, port: number, process: Pinned | undefined): Promise<void> {
-    const answer = await get(port, scenario.path, PROBE_HOST)
+    const answer = await get(port, scenario.path, PROBE_HOST, this.#probeHeaders(scenario))
     const problems: string[] = []
     if (answer.status !== 200) problems.push(`status ${answer.status}`)
     if (scenario.expect.bytes !== undefined && answer.bytes !== scenario.expect.bytes) problems.push(`${answer.bytes} bytes instead of ${scenario.expect.bytes}`)
     if (scenario.expect.servedBy !== undefined && answer.headers['x-served-by'] !== scenario.expect.servedBy) {
       problems.push(`x-served-by ${String(answer.headers['x-served-by'])} instead of ${scenario.expect.servedBy}`)
     }
-    if (problems.length > 0) throw new Error(`${scenario.id} answers wrongly: ${problems.join(', ')}\n${process?.output() ?? ''}`)
+    // The session read must find the signed-in user of the probed school.
+    if (scenario.needs === 'redis' && scenario.expect.servedBy === 'new' && !answer.body.includes('"user":"user-0"')) problems.push(`no session user in ${answer.body.slice(0, 200)}`)
+    if (problems.length > 0) throw new Error(`${scenario.id} answers wrongly: ${problems.join(', ')}\n${answer.body.slice(0, 300)}\n${process?.output() ?? ''}`)
   }
 
-  #wrk (port: number, path: string, seconds: number): Promise<WrkResult> {
+  #probeHeaders (scenario: Scenario): Record<string, string> {
+    const sessions = this.#services.sessions
+    return scenario.sessionCookie === true && sessions !== undefined ? { cookie: `${SESSION_COOKIE}=${sessions.idOf(0)}` } : {}
+  }
+
+  /** Why the scenario cannot run on this machine now, if it cannot. */
+  unavailable (scenario: Scenario): string | undefined {
+    if (scenario.needs === 'redis' && this.#services.sessions === undefined) return `needs Redis at ${REDIS_URL}: ${this.#services.missing.redis ?? 'not set up'}`
+    if (scenario.needs === 'postgres' && this.#services.databases === undefined) return `needs PostgreSQL: ${this.#services.missing.postgres ?? 'not set up'}`
+    return undefined
+  }
+
+  #wrk (scenario: Scenario, port: number, seconds: number): Promise<WrkResult> {
+    const tag = scenario.sessionCookie === true ? this.#services.sessions?.tag ?? '' : ''
     return runWrk({
       wrk: this.#tools.wrk,
       taskset: this.#tools.taskset,
@@ -233,21 +320,37 @@ class Bench {
       connections: this.#settings.connections,
       seconds,
       port,
-      path
+      path: scenario.path,
+      scriptArgs: [String(scenario.schools ?? VISITED_SCHOOLS), tag]
     })
   }
 
   async measure (scenario: Scenario, round: number): Promise<Sample> {
+    const sessions = this.#services.sessions
+    const countRedis = sessions !== undefined && scenario.contender.ficus
+    const atStart = countRedis ? await sessions.counters() : undefined
     const { port, process } = await this.start(scenario)
+    const peak = scenario.needs === 'postgres' ? new ConnectionPeak() : undefined
     try {
-      const rssAtStart = process === undefined ? undefined : rssBytes(process.pid)
+      const pids = process === undefined ? [] : processTree(process.pid)
+      const rssAtStart = process === undefined ? undefined : treeRssBytes(pids)
       await this.probe(scenario, port, process)
-      await this.#wrk(port, scenario.path, this.#settings.warmup)
+      await peak?.start(CONNECTION_SAMPLE_MS)
+      const warmup = await this.#wrk(scenario, port, this.#settings.warmup)
       const upstreamPid = this.#upstream?.pid ?? 0
-      const before = { proxy: process === undefined ? 0 : cpuTicks(process.pid), upstream: cpuTicks(upstreamPid), cores: coreTimes() }
-      const result = await this.#wrk(port, scenario.path, this.#settings.seconds)
-      const after = { proxy: process === undefined ? 0 : cpuTicks(process.pid), upstream: cpuTicks(upstreamPid), cores: coreTimes() }
-      const rss = process === undefined ? undefined : rssBytes(process.pid)
+      const redisBefore = countRedis ? await sessions.counters() : undefined
+      const before = { proxy: treeCpuTicks(pids), upstream: treeCpuTicks([upstreamPid]), cores: coreTimes() }
+      const result = await this.#wrk(scenario, port, this.#settings.seconds)
+      const after = { proxy: treeCpuTicks(pids), upstream: treeCpuTicks([upstreamPid]), cores: coreTimes() }
+      const redisAfter = countRedis ? await sessions.counters() : undefined
+      let backgroundPerSecond: number | undefined
+      if (redisAfter !== undefined && scenario.sessionCookie === true) {
+        const idleMs = this.#settings.redisBackgroundMs
+        await new Promise((resolve) => setTimeout(resolve, idleMs))
+        backgroundPerSecond = commandsBetween(redisAfter, await (sessions as BenchSessions).counters()).total / (idleMs / 1_000)
+      }
+      await peak?.stop()
+      const rss = process === undefined ? undefined : treeRssBytes(pids)
       const seconds = result.durationUs / 1e6
       const requests = Math.max(result.requests, 1)
       const proxyCpuSeconds = (after.proxy - before.proxy) / CLOCK_TICKS_PER_SECOND
@@ -273,9 +376,22 @@ class Bench {
         rssAtStartBytes: rssAtStart,
         upstreamCpuUsPerRequest: (after.upstream - before.upstream) / CLOCK_TICKS_PER_SECOND * 1e6 / requests,
         loadCorePercent: loadCore.busy / loadCore.total * 100,
-        proxyCoreOtherPercent: Math.max(0, proxyCore.busy - (process === undefined ? 0 : proxyTicks)) / proxyCore.total * 100
+        proxyCoreOtherPercent: Math.max(0, proxyCore.busy - (process === undefined ? 0 : proxyTicks)) / proxyCore.total * 100,
+        ...(atStart === undefined || redisBefore === undefined || redisAfter === undefined
+          ? {}
+          : {
+              redis: {
+                measured: commandsBetween(redisBefore, redisAfter),
+                sinceStart: commandsBetween(atStart, redisAfter),
+                requestsSinceStart: warmup.requests + result.requests + 1,
+                backgroundPerSecond
+              }
+            }),
+        ...(peak === undefined ? {} : { pgPeakConnections: peak.peak }),
+        processes: pids.length
       }
     } finally {
+      await peak?.stop()
       await process?.stop()
     }
   }
@@ -299,8 +415,8 @@ class Bench {
     let result: WrkResult
     try {
       await this.probe(scenario, port, process)
-      await this.#wrk(port, scenario.path, this.#settings.warmup)
-      result = await this.#wrk(port, scenario.path, this.#settings.seconds)
+      await this.#wrk(scenario, port, this.#settings.warmup)
+      result = await this.#wrk(scenario, port, this.#settings.seconds)
     } finally {
       await process?.stop()
     }
@@ -429,7 +545,7 @@ interface TargetResult {
   readonly shown: string
 }
 
-function checkTargets (results: readonly ScenarioResult[], flagCost: FlagCost | undefined): TargetResult[] {
+function checkTargets (results: readonly ScenarioResult[], flagCost: FlagCost | undefined, connections: number): TargetResult[] {
   const byId = new Map(results.map((r) => [r.id, r]))
   const out: TargetResult[] = []
   for (const target of TARGETS) {
@@ -477,8 +593,93 @@ function checkTargets (results: readonly ScenarioResult[], flagCost: FlagCost | 
     met: rss === undefined ? undefined : rss.median < RSS_TARGET_BYTES,
     shown: rss === undefined ? 'not measured' : `${(rss.median / 2 ** 20).toFixed(0)} MB median (${(rss.min / 2 ** 20).toFixed(0)}-${(rss.max / 2 ** 20).toFixed(0)})`
   })
-  out.push({ label: 'session path >= 0.7x scenario (b), one Redis round trip', value: undefined, met: undefined, shown: 'pending: scenario (c) not wired yet' })
+  const semiRss = byId.get('ficus-a-semi8/small')?.summary?.rssBytes
+  if (semiRss !== undefined) {
+    out.push({
+      label: '  same, ficus (a) with --max-semi-space-size=8',
+      value: semiRss.median,
+      met: semiRss.median < RSS_TARGET_BYTES,
+      shown: `${(semiRss.median / 2 ** 20).toFixed(0)} MB median (${(semiRss.min / 2 ** 20).toFixed(0)}-${(semiRss.max / 2 ** 20).toFixed(0)})`
+    })
+  }
+  const trips = redisPerRequest(byId.get('ficus-c/small'))
+  const netTrips = netRedisPerRequest(byId.get('ficus-c/small'), connections)
+  out.push({
+    label: `session path (c): <= ${SESSION_ROUND_TRIPS_BOUND} Redis round trip per request`,
+    value: netTrips,
+    met: netTrips === undefined ? undefined : netTrips <= SESSION_ROUND_TRIPS_BOUND,
+    shown: trips === undefined || netTrips === undefined
+      ? 'not measured'
+      : `${netTrips.toFixed(4)} commands per request (other clients' traffic taken off, requests in flight at wrk's stops counted), ${trips.toFixed(4)} as counted against completed requests`
+  })
+  const legacy = redisPerRequest(byId.get('ficus-a/small'))
+  out.push({
+    label: 'legacy-bound request without a session cookie: no Redis round trip',
+    value: legacy,
+    met: legacy === undefined ? undefined : legacy === 0,
+    shown: legacy === undefined ? 'not measured' : `${legacy.toFixed(3)} commands per request`
+  })
+  const dRss = byId.get('ficus-d/small')?.summary?.rssBytes
+  if (dRss !== undefined) {
+    out.push({
+      label: `RSS < 150 MB after scenario (d) (${SCHOOLS} schools from PostgreSQL, ${DATABASE_POOLS_MAX} pools)`,
+      value: dRss.median,
+      met: dRss.median < RSS_TARGET_BYTES,
+      shown: `${(dRss.median / 2 ** 20).toFixed(0)} MB median (${(dRss.min / 2 ** 20).toFixed(0)}-${(dRss.max / 2 ** 20).toFixed(0)})`
+    })
+  }
   return out
+}
+
+/** Median over the rounds of the Redis commands per request of the measured run. */
+function redisPerRequest (result: ScenarioResult | undefined): number | undefined {
+  return spread((result?.samples ?? []).map((x) => x.redis === undefined ? undefined : x.redis.measured.total / Math.max(x.requests, 1)))?.median
+}
+
+/**
+ * The same without what other clients sent meanwhile (their rate with the proxy idle, over the
+ * run's duration), and counting the requests in flight when wrk stops the warm-up and the run
+ * (up to one per connection each time): ficus serves them, wrk does not count them.
+ */
+function netRedisPerRequest (result: ScenarioResult | undefined, connections: number): number | undefined {
+  return spread((result?.samples ?? []).map((x) => {
+    if (x.redis === undefined) return undefined
+    const others = (x.redis.backgroundPerSecond ?? 0) * x.requests / Math.max(x.rps, 1)
+    return Math.max(0, x.redis.measured.total - others) / Math.max(x.requests + 2 * connections, 1)
+  }))?.median
+}
+
+/** What the table cannot say: Redis commands per request, scenario (d)'s set-up and connections, (e)'s processes. */
+function scenarioNotes (results: readonly ScenarioResult[], services: Services, connections: number): string[] {
+  const notes: string[] = []
+  notes.push(`ficus runs with ${services.sessions === undefined ? 'the in-memory session store (Redis unavailable)' : `REDIS_URL=${REDIS_URL} (SESSION_CODEC=json)`} and ` +
+    `${services.databases === undefined ? 'the tenants file with embedded PGlite databases (PostgreSQL unavailable)' : `DATABASE_URL (${services.databases.schools} schools in the control database's tenants table)`}`)
+  for (const r of results) {
+    const last = r.samples.at(-1)
+    if (last?.redis === undefined) continue
+    const perRequest = redisPerRequest(r)
+    const since = spread(r.samples.map((x) => x.redis === undefined ? undefined : x.redis.sinceStart.total))
+    const commands = Object.entries(last.redis.measured.byCommand).map(([name, calls]) => `${name} ${calls}`).join(', ')
+    const background = last.redis.backgroundPerSecond === undefined ? '' : `; other clients ${last.redis.backgroundPerSecond.toFixed(0)} commands/s with the proxy idle, ${netRedisPerRequest(r, connections)?.toFixed(4) ?? '-'} per request without them and with the up to ${2 * connections} requests in flight at wrk's stops`
+    notes.push(`redis ${r.id}: ${perRequest?.toFixed(4) ?? '-'} commands per request in the measured run (last round: ${commands === '' ? 'none' : commands} for ${last.requests} requests${background}); ` +
+      `${since === undefined ? '-' : Math.round(since.median)} commands from the proxy's start (probe + warm-up + run, ${last.redis.requestsSinceStart} requests in the last round)`)
+  }
+  const d = results.find((r) => r.id === 'ficus-d/small')
+  const databases = services.databases
+  if (d !== undefined && d.samples.length > 0 && databases !== undefined) {
+    const peak = spread(d.samples.map((x) => x.pgPeakConnections))
+    const limit = DATABASE_POOLS_MAX * DATABASE_POOL_SIZE
+    notes.push(`scenario (d): ${databases.schools} schools registered in a control database's tenants table, spread over ${databases.databases} real school databases ` +
+      `(school i on database i mod ${databases.databases}; each school has its own pool), created and seeded in ${(databases.setupMs / 1_000).toFixed(1)} s; ` +
+      `TENANT_POOLS_MAX=${DATABASE_POOLS_MAX} TENANT_POOL_SIZE=${DATABASE_POOL_SIZE}; Host rotates over all ${SCHOOLS} schools`)
+    notes.push(`scenario (d): peak server connections (pg_stat_activity, every ${CONNECTION_SAMPLE_MS} ms) ${peak?.max ?? '-'} against ${DATABASE_POOLS_MAX} x ${DATABASE_POOL_SIZE} = ${limit}: ` +
+      `${peak === undefined ? 'not sampled' : peak.max <= limit ? 'within the bound' : 'OVER THE BOUND'}; RSS after the run ${fmt.mb(d.summary?.rssBytes)} MB`)
+  }
+  const e = results.find((r) => r.id === 'ficus-e/small')
+  if (e !== undefined && e.samples.length > 0) {
+    notes.push(`scenario (e): proxy/main.ts with WORKERS=2 ran as ${e.samples[0]?.processes ?? '-'} processes (primary + workers) on both cores, sharing core ${LOAD_CPU} with wrk and the upstream; CPU and RSS are summed over them`)
+  }
+  return notes
 }
 
 function timestamp (): string {
@@ -489,35 +690,55 @@ async function runTable (bench: Bench, settings: Settings, tools: Tools): Promis
   const results: ScenarioResult[] = SCENARIOS
     .filter((s) => settings.only === undefined || s.id.includes(settings.only))
     .map((s) => ({ id: s.id, label: s.label, ...(s.pending === undefined ? {} : { pending: s.pending }), samples: [] }))
-  const runnable = SCENARIOS.filter((s) => s.pending === undefined && results.some((r) => r.id === s.id))
+  for (const r of results) {
+    const scenario = SCENARIOS.find((s) => s.id === r.id)
+    const missing = scenario === undefined ? undefined : bench.unavailable(scenario)
+    if (r.pending === undefined && missing !== undefined) r.pending = missing
+  }
+  const runnable = SCENARIOS.filter((s) => results.some((r) => r.id === s.id && r.pending === undefined))
   const started = Date.now()
   for (let round = 0; round < settings.rounds; round++) {
     // Each round starts one scenario further on, so no contender always runs first or last.
     const order = runnable.map((_, i) => runnable[(i + round) % runnable.length] as Scenario)
     for (const scenario of order) {
-      const sample = await bench.measure(scenario, round)
-      results.find((r) => r.id === scenario.id)?.samples.push(sample)
+      const result = results.find((r) => r.id === scenario.id)
+      if (result === undefined || result.pending !== undefined) continue
+      let sample: Sample
+      try {
+        sample = await bench.measure(scenario, round)
+      } catch (error) {
+        if (!(error instanceof NotRunnable)) throw error
+        result.pending = error.message
+        log(`${scenario.id}: pending, ${error.message}`)
+        continue
+      }
+      result.samples.push(sample)
       const warn = sample.errors > 0 ? `  ${sample.errors} ERRORS` : ''
+      const redis = sample.redis === undefined ? '' : `  redis ${(sample.redis.measured.total / Math.max(sample.requests, 1)).toFixed(3)}/req`
+      const pg = sample.pgPeakConnections === undefined ? '' : `  pg peak ${sample.pgPeakConnections} conns`
       log(`round ${round + 1}/${settings.rounds}  ${scenario.id.padEnd(22)} ${Math.round(sample.rps).toString().padStart(6)} req/s  p99 ${(sample.p99Us / 1_000).toFixed(2)} ms  ` +
-        `cpu ${sample.cpuUsPerRequest?.toFixed(1) ?? '-'} µs/req  load core ${sample.loadCorePercent.toFixed(0)}%  other on proxy core ${sample.proxyCoreOtherPercent.toFixed(0)}%${warn}`)
+        `cpu ${sample.cpuUsPerRequest?.toFixed(1) ?? '-'} µs/req  load core ${sample.loadCorePercent.toFixed(0)}%  other on proxy core ${sample.proxyCoreOtherPercent.toFixed(0)}%${redis}${pg}${warn}`)
     }
   }
   for (const r of results) if (r.samples.length > 0) summarise(r)
-  const flagCost = results.some((r) => r.id === 'ficus-a/small') ? await bench.flagCost() : undefined
+  const flagCost = results.some((r) => r.id === 'ficus-a/small' && r.samples.length > 0) ? await bench.flagCost() : undefined
+  const notes = scenarioNotes(results, bench.services, settings.connections)
 
   const rows = tableRows(results)
   const ratioList = ratios(results)
   const ratio = ratioTable(ratioList)
-  const targets = checkTargets(results, flagCost)
+  const targets = checkTargets(results, flagCost, settings.connections)
   const about = machine(tools)
   const settingsLine = `${settings.rounds} round(s), ${settings.warmup}s warm-up + ${settings.seconds}s measured, wrk -t1 -c${settings.connections}, ` +
     `proxy on CPU ${PROXY_CPU}, wrk + nginx upstream on CPU ${LOAD_CPU}, Node contenders with MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD}`
   log('')
   log(`machine: ${about.cpu}, ${about.cores} cores, ${about.kernel}, ${about.node}, ${about.nginx}, ${about.wrk}, load ${about.loadAverageAtStart}`)
-  log(`settings: ${settingsLine}`)
+  log(`settings: ${settingsLine}${settings.nodeFlags.length > 0 ? `, every Node contender with ${settings.nodeFlags.join(' ')}` : ''}${settings.ficusNodeFlags.length > 0 ? `, ficus with ${settings.ficusNodeFlags.join(' ')}` : ''}`)
   log('')
   log(textTable(COLUMNS, rows))
   for (const r of results) if (r.pending !== undefined) log(`  ${r.id} ${r.label}: pending, ${r.pending}`)
+  log('')
+  for (const note of notes) log(note)
   log('')
   log(textTable(ratio.header, ratio.rows))
   log('')
@@ -530,11 +751,12 @@ async function runTable (bench: Bench, settings: Settings, tools: Tools): Promis
   mkdirSync(RESULTS_DIR, { recursive: true })
   const stamp = timestamp()
   const json = join(RESULTS_DIR, `bench-${settings.mode}-${stamp}.json`)
-  writeFileSync(json, JSON.stringify({ machine: about, settings: { ...settings, mallocTrimThreshold: MALLOC_TRIM_THRESHOLD, proxyCpu: PROXY_CPU, loadCpu: LOAD_CPU }, results, ratios: ratioList, flagCost, targets }, null, 2))
+  writeFileSync(json, JSON.stringify({ machine: about, services: bench.services, notes, settings: { ...settings, mallocTrimThreshold: MALLOC_TRIM_THRESHOLD, proxyCpu: PROXY_CPU, loadCpu: LOAD_CPU }, results, ratios: ratioList, flagCost, targets }, null, 2))
   const markdown = join(RESULTS_DIR, `bench-${settings.mode}-${stamp}.md`)
   writeFileSync(markdown, [`Machine: ${about.cpu}, ${about.cores} cores, ${about.memoryGiB} GiB, Linux ${about.kernel}, Node ${about.node}, ${about.nginx}, ${about.wrk}`,
     `Settings: ${settingsLine}`, '', markdownTable(COLUMNS, rows), '',
     ...results.filter((r) => r.pending !== undefined).map((r) => `- ${r.id} ${r.label}: pending, ${r.pending}`), '',
+    ...notes.map((note) => `- ${note}`), '',
     markdownTable(ratio.header, ratio.rows), '',
     ...targets.map((t) => `- ${t.met === undefined ? 'n/a' : t.met ? 'met' : '**missed**'}: ${t.label}: ${t.shown}`)].join('\n') + '\n')
   log(`results: ${json}\n         ${markdown}`)
@@ -554,15 +776,62 @@ async function runProfile (bench: Bench, settings: Settings): Promise<void> {
   log(`profile: ${file}\nsummary: ${join(dir, 'summary.json')}`)
 }
 
+function selectedIds (settings: Settings): string[] {
+  return SCENARIOS.filter((s) => s.pending === undefined && (settings.only === undefined || s.id.includes(settings.only))).map((s) => s.id)
+}
+
+function needsOf (ids: readonly string[]): { redis: boolean, postgres: boolean } {
+  const scenarios = SCENARIOS.filter((s) => ids.includes(s.id))
+  const ficus = scenarios.some((s) => s.contender.ficus)
+  return { redis: ficus, postgres: ficus }
+}
+
+async function setUpServices (needs: { redis: boolean, postgres: boolean }, settings: Settings): Promise<Services> {
+  const services: Services = { missing: {} }
+  if (needs.redis) {
+    try {
+      services.sessions = await createBenchSessions(VISITED_SCHOOLS)
+      log(`redis: ${VISITED_SCHOOLS} sessions written under ${services.sessions.prefix}`)
+    } catch (error) {
+      services.missing.redis = (error as Error).message
+      log(`redis not available (${(error as Error).message}): scenarios needing it are pending`)
+    }
+  }
+  if (needs.postgres) {
+    try {
+      const dropped = await dropBenchDatabases()
+      if (dropped > 0) log(`postgres: dropped ${dropped} database(s) left by an earlier run`)
+      log(`postgres: creating ${settings.schoolDatabases} school databases for ${SCHOOLS} schools and a control database...`)
+      services.databases = await createSchoolDatabases(SCHOOLS, settings.schoolDatabases, cohortsOf)
+      log(`postgres: ready in ${(services.databases.setupMs / 1_000).toFixed(1)} s`)
+    } catch (error) {
+      services.missing.postgres = (error as Error).message
+      log(`postgres not available (${(error as Error).message}): scenario (d) is pending, the others read the tenants file`)
+    }
+  }
+  return services
+}
+
+async function tearDownServices (services: Services): Promise<void> {
+  await services.sessions?.close().catch((error: Error) => log(`redis clean-up failed: ${error.message}`))
+  if (services.databases !== undefined) {
+    const started = Date.now()
+    const dropped = await dropBenchDatabases().catch((error: Error) => { log(`postgres clean-up failed: ${error.message}`); return 0 })
+    log(`postgres: dropped ${dropped} bench database(s) in ${((Date.now() - started) / 1_000).toFixed(1)} s`)
+  }
+}
+
 async function main (): Promise<void> {
   const settings = parseSettings()
   const tools = ensureTools(log)
   if (cpus().length < 2) throw new Error('the bench needs two cores: one for the proxy, one for the load and the upstream')
   build()
   const fixtures = writeFixtures()
-  const bench = new Bench(tools, fixtures, settings)
+  const services = settings.mode === 'profile' ? await setUpServices(needsOf([settings.profileScenario]), settings) : await setUpServices(needsOf(selectedIds(settings)), settings)
+  const bench = new Bench(tools, fixtures, settings, services)
   const cleanUp = async (): Promise<void> => {
     await bench.stop()
+    await tearDownServices(services)
     rmSync(fixtures.dir, { recursive: true, force: true })
   }
   process.once('SIGINT', () => { void cleanUp().finally(() => process.exit(130)) })

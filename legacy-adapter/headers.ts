@@ -5,29 +5,44 @@ import type { IncomingHttpHeaders } from 'node:http'
 
 // Never forwarded either way. `expect` too: Node has already answered 100-continue to the client.
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']
-const REQUEST_ONLY = ['expect']
+const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
+const REQUEST_HOP_BY_HOP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect'])
 
+type Headers = Record<string, string | string[] | undefined>
+
+/** Removes, in one pass over the names, every hop-by-hop header and every header `Connection` lists. */
 export function removeHopByHopRequestHeaders (headers: IncomingHttpHeaders): void {
-  removeListed(headers)
-  for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name]
-  for (const name of REQUEST_ONLY) if (headers[name] !== undefined) delete headers[name]
+  const listed = listedIn(headers.connection)
+  for (const name in headers) {
+    if (REQUEST_HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) delete headers[name]
+  }
 }
 
-export function removeHopByHopResponseHeaders (headers: Record<string, string | string[] | undefined>): void {
-  removeListed(headers)
-  for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name]
+/**
+ * The end-to-end headers of an upstream response, copied in one pass into a new object: deleting
+ * from the parser's object would turn it into a slow dictionary for every later read.
+ */
+export function endToEndResponseHeaders (headers: Headers): Headers {
+  const listed = listedIn(headers.connection)
+  const kept: Headers = {}
+  for (const name in headers) {
+    if (RESPONSE_HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue
+    kept[name] = headers[name]
+  }
+  return kept
 }
 
-// A `Connection: close, x-foo` header makes x-foo hop-by-hop as well.
-function removeListed (headers: Record<string, string | string[] | undefined>): void {
-  const connection = headers.connection
-  if (connection === undefined) return
-  for (const value of Array.isArray(connection) ? connection : [connection]) {
+// A `Connection: close, x-foo` header makes x-foo hop-by-hop as well. Header names arrive lower-cased.
+function listedIn (connection: string | string[] | undefined): ReadonlySet<string> | undefined {
+  if (connection === undefined) return undefined
+  let listed: Set<string> | undefined
+  for (const value of typeof connection === 'string' ? [connection] : connection) {
     for (const token of value.split(',')) {
       const name = token.trim().toLowerCase()
-      if (name !== '') delete headers[name]
+      if (name !== '' && !RESPONSE_HOP_BY_HOP.has(name)) (listed ??= new Set()).add(name)
     }
   }
+  return listed
 }
 
 export interface ForwardingInfo {

@@ -7,7 +7,7 @@ import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Pool } from 'undici'
 import { LegacyErrors } from './errors.ts'
-import { removeHopByHopRequestHeaders, removeHopByHopResponseHeaders, setForwardingHeaders } from './headers.ts'
+import { endToEndResponseHeaders, removeHopByHopRequestHeaders, setForwardingHeaders } from './headers.ts'
 
 export interface LegacyAdapterOptions {
   readonly legacyUrl: string
@@ -68,9 +68,9 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
       return headers
     },
     rewriteHeaders (headers) {
-      removeHopByHopResponseHeaders(headers)
-      if (servedBy !== undefined) headers[servedBy] = 'legacy'
-      return headers
+      const kept = endToEndResponseHeaders(headers)
+      if (servedBy !== undefined) kept[servedBy] = 'legacy'
+      return kept
     },
     onError (reply, { error }) {
       reply.send(classify(error))

@@ -4,24 +4,21 @@ import { join } from 'node:path'
 import type { TenantDbConfig } from './config.ts'
 import type { TenantDatabase, TenantDatabases } from './database.ts'
 import { loadMigrations } from './migrate.ts'
-import { PgTenantDatabases } from './pg-databases.ts'
-import { PgliteTenantDatabases } from './pglite-databases.ts'
 
 export { parseTenantDbConfig, redactUrl, databaseUrlFromTemplate, TENANT_DB_DEFAULTS, DEFAULT_MIGRATIONS_DIR } from './config.ts'
 export type { TenantDbConfig } from './config.ts'
 export type { QueryResult, Row, TenantDatabase, TenantDatabases, TenantDatabasesStats, TenantQueryable, TenantTransaction } from './database.ts'
 export { TenantDbErrors } from './errors.ts'
-export { PgTenantDatabases } from './pg-databases.ts'
-export type { PgTenantDatabasesOptions } from './pg-databases.ts'
-export { PgliteTenantDatabases } from './pglite-databases.ts'
-export type { PgliteTenantDatabasesOptions } from './pglite-databases.ts'
+// The two implementations (and `runMigrateCli`) are imported from their own modules: loading them
+// here would load both drivers (pg, and PGlite's ~3 MB) into every process whatever DATABASE_URL says.
+export type { PgTenantDatabases, PgTenantDatabasesOptions } from './pg-databases.ts'
+export type { PgliteTenantDatabases, PgliteTenantDatabasesOptions } from './pglite-databases.ts'
 export { DatabaseTenantRegistry, withTenantDatabases, tenantDatabase } from './tenant-registry.ts'
 export type { TenantWithDatabase } from './tenant-registry.ts'
 export { auditedWrite, AUDIT_TABLE } from './audit.ts'
 export type { AuditActor, AuditChange, AuditedTransaction } from './audit.ts'
 export { loadMigrations, migrateDatabase, migrateAll, LEDGER_TABLE } from './migrate.ts'
 export type { Migration, MigrationTarget, DatabaseMigrationResult, SchoolMigrationResult, MigrationJob } from './migrate.ts'
-export { runMigrateCli } from './migrate-cli.ts'
 
 export interface CreateTenantDatabasesOptions {
   /** Errors of idle pooled connections, for the log. */
@@ -32,7 +29,9 @@ export interface CreateTenantDatabasesOptions {
 
 /** Pools on PostgreSQL when DATABASE_URL is set, else one embedded PGlite database per school. */
 export async function createTenantDatabases (config: TenantDbConfig, options: CreateTenantDatabasesOptions = {}): Promise<TenantDatabases> {
+  // Only the configured driver is loaded.
   if (config.databaseUrl !== undefined) {
+    const { PgTenantDatabases } = await import('./pg-databases.ts')
     return new PgTenantDatabases({
       poolsMax: config.poolsMax,
       poolSize: config.poolSize,
@@ -42,6 +41,7 @@ export async function createTenantDatabases (config: TenantDbConfig, options: Cr
       onError: options.onError
     })
   }
+  const { PgliteTenantDatabases } = await import('./pglite-databases.ts')
   return new PgliteTenantDatabases({
     migrations: await loadMigrations(join(config.migrationsDir, 'tenant')),
     dataDir: config.pgliteDir,

@@ -15,15 +15,28 @@ export const BASE_DOMAIN = 'localhost'
 export const BENCH_PATHS = Object.freeze({
   small: '/bench/small.json',
   large: '/bench/large.bin',
-  migrated: '/bench/migrated'
+  migrated: '/bench/migrated',
+  /** The real migrated route reading the shared session. */
+  session: '/me',
+  /** The real attendance register read, on the class every bench school database holds. */
+  database: '/attendance/7B?date=2026-11-27',
+  /** A real migrated page whose flag is off for the visited schools: decided, then legacy. */
+  legacyPage: '/timetable'
 })
+
+/** The legacy's session cookie (SESSION_COOKIE's default). */
+export const SESSION_COOKIE = 'session'
 
 export const BENCH_FLAGS = Object.freeze({
   /** KILL_SWITCH_FLAG of the bench: defined and off, so every decision evaluates it first. */
   killSwitch: 'ficus-kill-switch',
   small: 'bench-legacy-small',
   large: 'bench-legacy-large',
-  migrated: 'bench-migrated-json'
+  migrated: 'bench-migrated-json',
+  /** The real flags of the migrated routes the bench uses, as new-routes/ names them. */
+  session: 'me',
+  database: 'attendance-register',
+  legacyPage: 'timetable-page'
 })
 
 export interface Fixtures {
@@ -51,12 +64,17 @@ export function smallBody (): string {
   return open + 'x'.repeat(SMALL_BYTES - open.length - 2) + '"}'
 }
 
+/** Two cohorts per school, the same in the tenants file and in the control database. */
+export function cohortsOf (index: number): string[] {
+  return [`wave-${index % 5}`, `region-${index % 12}`]
+}
+
 function tenantsJson (): string {
   const tenants = Array.from({ length: SCHOOLS }, (_, i) => ({
     id: schoolId(i),
     name: `School ${i}`,
     status: 'active',
-    cohorts: [`wave-${i % 5}`, `region-${i % 12}`]
+    cohorts: cohortsOf(i)
   }))
   return JSON.stringify({ tenants })
 }
@@ -76,15 +94,19 @@ function flagsJson (): string {
       constraints: [{ contextName: 'tenantId', operator: 'IN', values: schools }]
     }]
   })
+  const allSchools = (name: string): object => ({
+    name,
+    enabled: true,
+    strategies: [{ name: 'flexibleRollout', parameters: { rollout: '100', stickiness: 'tenantId', groupId: name }, constraints: [] }]
+  })
   const features: object[] = [
     { name: BENCH_FLAGS.killSwitch, type: 'kill-switch', enabled: false, strategies: [{ name: 'default', parameters: {}, constraints: [] }] },
     rollout(BENCH_FLAGS.small, unvisited),
     rollout(BENCH_FLAGS.large, unvisited),
-    {
-      name: BENCH_FLAGS.migrated,
-      enabled: true,
-      strategies: [{ name: 'flexibleRollout', parameters: { rollout: '100', stickiness: 'tenantId', groupId: BENCH_FLAGS.migrated }, constraints: [] }]
-    }
+    rollout(BENCH_FLAGS.legacyPage, unvisited),
+    allSchools(BENCH_FLAGS.session),
+    allSchools(BENCH_FLAGS.database),
+    allSchools(BENCH_FLAGS.migrated)
   ]
   for (let f = features.length; f < FLAGS; f++) {
     if (f % 3 === 0) {
@@ -104,16 +126,22 @@ function flagsJson (): string {
   return JSON.stringify({ version: 2, features })
 }
 
-// The same script drives every contender: the Host rotates over the visited schools, requests are
-// formatted once in init, and `done` prints the numbers as one JSON line.
+// The same script drives every contender: `-- <path> [schools] [session tag]`. The Host rotates
+// over the first `schools` schools (the visited ones by default); with a session tag each request
+// carries the session cookie of its own school (`session=<tag>-<i>`, written to Redis by the
+// bench). Requests are formatted once in init, and `done` prints the numbers as one JSON line.
 function wrkLua (): string {
   return `local requests = {}
 local count = 0
 local next_request = 0
 init = function(args)
   local path = args[1]
-  for i = 0, ${VISITED_SCHOOLS - 1} do
-    requests[i + 1] = wrk.format("GET", path, { Host = "school-" .. i .. ".${BASE_DOMAIN}" })
+  local schools = tonumber(args[2] or "${VISITED_SCHOOLS}")
+  local tag = args[3]
+  for i = 0, schools - 1 do
+    local headers = { Host = "school-" .. i .. ".${BASE_DOMAIN}" }
+    if tag ~= nil and tag ~= "" then headers["Cookie"] = "lang=en; ${SESSION_COOKIE}=" .. tag .. "-" .. i end
+    requests[i + 1] = wrk.format("GET", path, headers)
   end
   count = #requests
 end

@@ -1,6 +1,6 @@
 // Processes under test: started pinned to a core, watched through /proc, stopped by their own pid.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -8,6 +8,7 @@ const READY_TIMEOUT_MS = 15_000
 const STOP_GRACE_MS = 5_000
 // Clock ticks per second of /proc/<pid>/stat: 100 on every Linux build that matters (getconf CLK_TCK).
 export const CLOCK_TICKS_PER_SECOND = 100
+const PROBE_BODY_KEPT = 4_096
 
 export interface Pinned {
   readonly child: ChildProcess
@@ -17,7 +18,7 @@ export interface Pinned {
 }
 
 /** Starts `command` on `cpu` through taskset, which execs it: the pid is the process itself. */
-export function spawnPinned (taskset: string, cpu: number, command: string, args: readonly string[], env: NodeJS.ProcessEnv): Pinned {
+export function spawnPinned (taskset: string, cpu: number | string, command: string, args: readonly string[], env: NodeJS.ProcessEnv): Pinned {
   const child = spawn(taskset, ['-c', String(cpu), command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const keep = (chunk: Buffer): void => { output = (output + chunk.toString()).slice(-8_000) }
@@ -48,12 +49,16 @@ export interface Probe {
   readonly bytes: number
 }
 
-export function get (port: number, path: string, host: string): Promise<Probe> {
+export function get (port: number, path: string, host: string, headers: Readonly<Record<string, string>> = {}): Promise<Probe & { readonly body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { ...headers, host }, agent: false }, (res) => {
+      const chunks: Buffer[] = []
       let bytes = 0
-      res.on('data', (chunk: Buffer) => { bytes += chunk.length })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes }))
+      res.on('data', (chunk: Buffer) => {
+        bytes += chunk.length
+        if (bytes <= PROBE_BODY_KEPT) chunks.push(chunk)
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes, body: Buffer.concat(chunks).toString() }))
       res.on('error', reject)
     })
     req.on('error', reject)
@@ -108,4 +113,38 @@ export function coreTimes (): CoreTimes[] {
     cores[Number(match[1])] = { busy, total: busy + idle + iowait }
   }
   return cores
+}
+
+/** The process and every process under it (a cluster primary and its workers). */
+export function processTree (pid: number): number[] {
+  const pids = [pid]
+  for (let i = 0; i < pids.length; i++) {
+    const parent = pids[i] as number
+    try {
+      for (const task of readdirSync(`/proc/${parent}/task`)) {
+        const children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8').trim()
+        if (children !== '') pids.push(...children.split(' ').map(Number))
+      }
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return pids
+}
+
+/** utime + stime summed over the given processes; one that has gone counts 0. */
+export function treeCpuTicks (pids: readonly number[]): number {
+  let ticks = 0
+  for (const pid of pids) {
+    try { ticks += cpuTicks(pid) } catch {}
+  }
+  return ticks
+}
+
+export function treeRssBytes (pids: readonly number[]): number {
+  let bytes = 0
+  for (const pid of pids) {
+    try { bytes += rssBytes(pid) } catch {}
+  }
+  return bytes
 }

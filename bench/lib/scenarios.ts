@@ -1,7 +1,7 @@
 // Every measured case in one table: which contender, which path, what a correct answer looks like.
 // A new ficus scenario is one more entry here (and, for a migrated route, one more route in
 // bench/ficus-entry.ts); `pending` keeps a planned scenario visible in the output until it lands.
-import { BASE_DOMAIN, BENCH_PATHS, LARGE_BYTES, SMALL_BYTES } from './fixtures.ts'
+import { BASE_DOMAIN, BENCH_PATHS, LARGE_BYTES, SCHOOLS, SMALL_BYTES } from './fixtures.ts'
 
 export type ContenderKind = 'upstream' | 'nginx-proxy' | 'node'
 export type Payload = 'small' | 'large'
@@ -15,6 +15,12 @@ export interface Contender {
   readonly args?: readonly string[]
   /** Whether it is ficus (gets the ficus environment) or a baseline. */
   readonly ficus: boolean
+  /** Cores it runs on (taskset list); the proxy core by default. */
+  readonly cpus?: string
+  /** Extra environment (ficus contenders). */
+  readonly env?: Readonly<Record<string, string>>
+  /** Node flags before the entry point. */
+  readonly nodeFlags?: readonly string[]
 }
 
 export interface Scenario {
@@ -24,9 +30,19 @@ export interface Scenario {
   readonly payload: Payload
   readonly path: string
   readonly expect: { readonly bytes?: number, readonly servedBy?: 'legacy' | 'new' }
+  /** Schools the Host rotates over (the visited ones by default). */
+  readonly schools?: number
+  /** Each request carries the session cookie of its own school (sessions written to Redis first). */
+  readonly sessionCookie?: boolean
+  /** What it needs besides the upstream: Redis for sessions, PostgreSQL school databases. */
+  readonly needs?: 'redis' | 'postgres'
+  /** Several processes (WORKERS): CPU and RSS are summed over the process and its children. */
+  readonly processTree?: boolean
   /** Set while the scenario cannot run yet: says what it waits for. */
   readonly pending?: string
 }
+
+const DATABASE_POOLS_MAX_FOR_LABEL = 50
 
 export const PROBE_HOST = `school-0.${BASE_DOMAIN}`
 
@@ -38,6 +54,12 @@ const UNDICI: Contender = { id: 'undici-pool', label: 'hand-written undici Pool'
 // The forwarding shape proposed for ficus (bench/README.md), not a baseline to beat.
 const PROPOSAL: Contender = { id: 'fastify-hijack-stream', label: 'fastify + hijacked undici stream (proposal)', kind: 'node', entry: 'baselines/fastify-undici-stream.ts', ficus: false }
 const FICUS: Contender = { id: 'ficus', label: 'ficus', kind: 'node', entry: 'ficus-entry.ts', args: ['--decision=flags'], ficus: true }
+// The same ficus with V8's young generation capped: what NODE_OPTIONS could do for RSS (bench/README.md).
+export const SEMI_SPACE_FLAG = '--max-semi-space-size=8'
+const FICUS_SMALL_YOUNG: Contender = { id: 'ficus-semi8', label: `ficus, ${SEMI_SPACE_FLAG}`, kind: 'node', entry: 'ficus-entry.ts', args: ['--decision=flags'], ficus: true, nodeFlags: [SEMI_SPACE_FLAG] }
+// proxy/main.ts itself, as `npm start` runs it, with WORKERS=2 on both cores (the machine has no
+// third): the primary forks two full ficus workers on the shared port.
+const FICUS_WORKERS: Contender = { id: 'ficus-workers', label: 'ficus (proxy/main.ts) WORKERS=2', kind: 'node', entry: '../proxy/main.ts', ficus: true, cpus: '0,1', env: { WORKERS: '2', ADMIN_PORT: '0' } }
 const FICUS_NO_DECISION: Contender = { id: 'ficus-skip', label: 'ficus, decision skipped', kind: 'node', entry: 'ficus-entry.ts', args: ['--decision=skip'], ficus: true }
 
 export const BASELINES: readonly Contender[] = [DIRECT, NGINX, HTTP_PROXY, REPLY_FROM, UNDICI, PROPOSAL]
@@ -59,10 +81,13 @@ export const SCENARIOS: readonly Scenario[] = [
   ...baselines('small'),
   { id: 'ficus-a/small', label: 'ficus (a) legacy-bound, 1 KiB', contender: FICUS, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' } },
   { id: 'ficus-a-skip/small', label: 'ficus (a) decision skipped, 1 KiB', contender: FICUS_NO_DECISION, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' } },
+  { id: 'ficus-a-semi8/small', label: `ficus (a) legacy-bound, 1 KiB, ${SEMI_SPACE_FLAG}`, contender: FICUS_SMALL_YOUNG, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' } },
   { id: 'ficus-b/small', label: 'ficus (b) migrated, JSON from memory', contender: FICUS, payload: 'small', path: BENCH_PATHS.migrated, expect: { servedBy: 'new' } },
-  { id: 'ficus-c/small', label: 'ficus (c) migrated, Redis session read', contender: FICUS, payload: 'small', path: '/bench/session', expect: { servedBy: 'new' }, pending: 'wired when the session path lands: a migrated route reading the session in bench/ficus-entry.ts' },
-  { id: 'ficus-d/small', label: 'ficus (d) migrated, school database read', contender: FICUS, payload: 'small', path: '/bench/database', expect: { servedBy: 'new' }, pending: 'wired when the tenant database path lands: a migrated route reading the school database in bench/ficus-entry.ts' },
-  { id: 'ficus-e/small', label: 'ficus (e) WORKERS=2, legacy-bound 1 KiB', contender: FICUS, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' }, pending: 'WORKERS is not implemented in ficus yet (needs two proxy cores too)' },
+  { id: 'ficus-a-cookie/small', label: 'ficus (a) legacy-bound, own school\'s session cookie, 1 KiB', contender: FICUS, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' }, sessionCookie: true, needs: 'redis' },
+  { id: 'ficus-c/small', label: 'ficus (c) migrated GET /me, Redis session read', contender: FICUS, payload: 'small', path: BENCH_PATHS.session, expect: { servedBy: 'new' }, sessionCookie: true, needs: 'redis' },
+  { id: 'ficus-d/small', label: `ficus (d) migrated GET /attendance, school database read, ${SCHOOLS} schools, TENANT_POOLS_MAX=50`, contender: FICUS, payload: 'small', path: BENCH_PATHS.database, expect: { servedBy: 'new' }, schools: SCHOOLS, needs: 'postgres' },
+  { id: 'ficus-d-hot/small', label: `ficus (d) the same, Host over ${DATABASE_POOLS_MAX_FOR_LABEL} schools only (every pool stays open)`, contender: FICUS, payload: 'small', path: BENCH_PATHS.database, expect: { servedBy: 'new' }, schools: DATABASE_POOLS_MAX_FOR_LABEL, needs: 'postgres' },
+  { id: 'ficus-e/small', label: 'ficus (e) WORKERS=2 (proxy/main.ts), legacy-bound page, 1 KiB', contender: FICUS_WORKERS, payload: 'small', path: BENCH_PATHS.legacyPage, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' }, processTree: true },
   ...baselines('large'),
   { id: 'ficus-a/large', label: 'ficus (a) legacy-bound, 100 KiB', contender: FICUS, payload: 'large', path: BENCH_PATHS.large, expect: { bytes: LARGE_BYTES, servedBy: 'legacy' } }
 ]
@@ -84,7 +109,14 @@ export const TARGETS: readonly Target[] = [
   { label: 'legacy path p99 <= 1.2x hand-written undici', scenario: 'ficus-a/small', baseline: 'undici-pool/small', metric: 'p99', bound: 1.2 },
   { label: '100 KiB >= 0.9x hand-written undici', scenario: 'ficus-a/large', baseline: 'undici-pool/large', metric: 'rps', bound: 0.9 },
   // Flags cost < 2%: ficus with the decision must keep > 98% of ficus without it.
-  { label: 'flags (1,500 schools x 50 flags) cost < 2%: req/s against the decision skipped', scenario: 'ficus-a/small', baseline: 'ficus-a-skip/small', metric: 'rps', bound: 0.98 }
+  { label: 'flags (1,500 schools x 50 flags) cost < 2%: req/s against the decision skipped', scenario: 'ficus-a/small', baseline: 'ficus-a-skip/small', metric: 'rps', bound: 0.98 },
+  { label: 'session path (c) >= 0.7x scenario (b)', scenario: 'ficus-c/small', baseline: 'ficus-b/small', metric: 'rps', bound: 0.7 }
 ]
+
+/** Redis round trips per request of the session path, at most. */
+export const SESSION_ROUND_TRIPS_BOUND = 1
+/** Scenario (d)'s pool settings: the issue's cap, and one connection per pool (see bench/README.md). */
+export const DATABASE_POOLS_MAX = DATABASE_POOLS_MAX_FOR_LABEL
+export const DATABASE_POOL_SIZE = 1
 
 export const RSS_TARGET_BYTES = 150 * 1_024 * 1_024

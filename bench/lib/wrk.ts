@@ -21,11 +21,13 @@ export interface WrkOptions {
   readonly seconds: number
   readonly port: number
   readonly path: string
+  /** Further arguments of the script after the path: the number of schools, a session tag. */
+  readonly scriptArgs?: readonly string[]
 }
 
 export function runWrk (options: WrkOptions): Promise<WrkResult> {
   const args = ['-c', String(options.cpu), options.wrk, '-t', '1', '-c', String(options.connections), '-d', `${options.seconds}s`,
-    '--timeout', '5s', '-s', options.script, `http://127.0.0.1:${options.port}`, '--', options.path]
+    '--timeout', '5s', '-s', options.script, `http://127.0.0.1:${options.port}`, '--', options.path, ...(options.scriptArgs ?? [])]
   return new Promise((resolve, reject) => {
     execFile(options.taskset, args, { timeout: (options.seconds + 30) * 1_000 }, (error, stdout, stderr) => {
       if (error !== null) return reject(new Error(`wrk failed: ${error.message}\n${stderr}`))
