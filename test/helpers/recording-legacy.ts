@@ -57,7 +57,7 @@ export interface RecordingLegacy {
   /** Waits (bounded) until at least `count` requests have arrived, and returns them. */
   waitForRequests (count: number, timeoutMs?: number): Promise<readonly RecordedRequest[]>
   /** The only request received; fails if there were none or several. */
-  only (): RecordedRequest
+  sole (): RecordedRequest
   close (): Promise<void>
 }
 
@@ -155,7 +155,7 @@ export async function startRecordingLegacy (t: TeardownHost, handler: LegacyHand
       await waitFor(() => requests.length >= count, timeoutMs, `legacy to receive ${count} request(s), got ${requests.length}`)
       return requests
     },
-    only () {
+    sole () {
       if (requests.length !== 1) throw new Error(`expected legacy to receive exactly one request, got ${requests.length}: ${requests.map((r) => r.requestLine).join(' | ')}`)
       return requests[0] as Recording
     },

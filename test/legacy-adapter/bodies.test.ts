@@ -30,7 +30,7 @@ t.test('a 1 MB random binary body is byte-identical both ways', async (t) => {
     res.end(download)
   })
   const answer = await proxy.send({ method: 'POST', path: '/upload', host: 'school-b.localhost', headers: { 'content-type': 'application/octet-stream' }, body: upload })
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.equal(record.bodyLength, upload.length)
   t.equal(record.bodySha256, sha256(upload), 'legacy received the exact bytes')
   t.same(record.values('content-length'), [String(upload.length)])
@@ -50,7 +50,7 @@ t.test('a chunked request body and a chunked response body are byte-identical', 
   })
   async function * body (): AsyncGenerator<Buffer> { for (const part of parts) yield part }
   const answer = await proxy.send({ method: 'PUT', path: '/files/blob', host: 'school-b.localhost', body: Readable.from(body()) })
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.same(record.values('transfer-encoding'), ['chunked'], 'legacy received a chunked body')
   t.same(record.values('content-length'), [])
   t.equal(record.bodySha256, sha256(Buffer.concat(parts)))
@@ -89,7 +89,7 @@ t.test('a 10 MB body streams both ways without being buffered whole', async (t) 
     clientReceived += (chunk as Buffer).length
     hash.update(chunk as Buffer)
   }
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.equal(record.bodyLength, upload.length)
   t.equal(record.bodySha256, sha256(upload), 'legacy received the exact 10 MB')
   t.equal(response.statusCode, 200)
@@ -101,7 +101,7 @@ t.test('a urlencoded form arrives exactly as sent', async (t) => {
   const proxy = await startProxy(t)
   const form = 'user=J%C3%B6rg+M&user=second&empty=&flag&plus=a%2Bb&space=a+b%20c&order=z&order=a'
   await proxy.send({ method: 'POST', path: '/sign-in', host: 'school-b.localhost', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form })
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.equal(record.body?.toString('latin1'), form)
   t.same(record.values('content-type'), ['application/x-www-form-urlencoded'])
 })
@@ -122,7 +122,7 @@ t.test('JSON with duplicate keys and odd spacing arrives exactly as sent', async
 t.test('an empty body stays empty, with its Content-Length: 0', async (t) => {
   const proxy = await startProxy(t)
   await proxy.send({ method: 'POST', path: '/ping', host: 'school-b.localhost', headers: { 'content-length': '0' } })
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.equal(record.bodyLength, 0)
   t.same(record.values('content-length'), ['0'])
 })

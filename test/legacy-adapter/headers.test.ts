@@ -13,7 +13,7 @@ t.test('repeated request headers reach legacy with every value, in order', async
     'X-Multi: one', 'Accept: text/html', 'X-Multi: two, three', 'Accept: application/xhtml+xml', 'Cookie: a=1', 'Cookie: b=2',
     'Connection: close', '', ''
   ].join('\r\n'))
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.equal(record.values('x-multi').join(', '), 'one, two, three')
   t.equal(record.values('accept').join(', '), 'text/html, application/xhtml+xml')
   t.equal(record.values('cookie').join('; '), 'a=1; b=2')
@@ -41,13 +41,13 @@ t.test('several Set-Cookie headers come back as separate headers, untouched', as
 t.test('legacy receives the original Host', async (t) => {
   const proxy = await startProxy(t)
   await proxy.send({ path: '/reports', host: 'School-B.localhost:8080' })
-  t.same(proxy.legacy.only().values('host'), ['School-B.localhost:8080'])
+  t.same(proxy.legacy.sole().values('host'), ['School-B.localhost:8080'])
 })
 
 t.test('with PRESERVE_HOST=false legacy receives its own Host, and the original in X-Forwarded-Host', async (t) => {
   const proxy = await startProxy(t, { env: { PRESERVE_HOST: 'false' } })
   await proxy.send({ path: '/reports', host: 'school-b.localhost:8080' })
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.same(record.values('host'), [`127.0.0.1:${proxy.legacy.port}`])
   t.same(record.values('x-forwarded-host'), ['school-b.localhost:8080'])
 })
@@ -55,7 +55,7 @@ t.test('with PRESERVE_HOST=false legacy receives its own Host, and the original 
 t.test('X-Forwarded-For/-Proto/-Host and X-Request-Id are added', async (t) => {
   const proxy = await startProxy(t)
   await proxy.send({ path: '/reports', host: 'school-b.localhost' })
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.same(record.values('x-forwarded-for'), ['127.0.0.1'])
   t.same(record.values('x-forwarded-proto'), ['http'])
   t.same(record.values('x-forwarded-host'), ['school-b.localhost'])
@@ -76,7 +76,7 @@ const SPOOFED = { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https', 'x
 t.test('client-supplied forwarding headers are ignored from an untrusted peer', async (t) => {
   const proxy = await startProxy(t)
   await proxy.send({ path: '/reports', host: 'school-b.localhost', headers: SPOOFED })
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.same(record.values('x-forwarded-for'), ['127.0.0.1'])
   t.same(record.values('x-forwarded-proto'), ['http'])
   t.same(record.values('x-forwarded-host'), ['school-b.localhost'])
@@ -86,7 +86,7 @@ t.test('client-supplied forwarding headers are ignored from an untrusted peer', 
 t.test('from a peer in TRUSTED_PROXIES, X-Forwarded-For is appended and the others are kept', async (t) => {
   const proxy = await startProxy(t, { env: { TRUSTED_PROXIES: '127.0.0.1' } })
   await proxy.send({ path: '/reports', host: 'school-b.localhost', headers: SPOOFED })
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.same(record.values('x-forwarded-for'), ['6.6.6.6, 127.0.0.1'])
   t.same(record.values('x-forwarded-proto'), ['https'])
   t.same(record.values('x-forwarded-host'), ['evil.example'])
@@ -96,7 +96,7 @@ t.test('from a peer in TRUSTED_PROXIES, X-Forwarded-For is appended and the othe
 t.test('a trusted peer cannot smuggle a malformed request id', async (t) => {
   const proxy = await startProxy(t, { env: { TRUSTED_PROXIES: '127.0.0.0/8' } })
   await proxy.send({ path: '/reports', host: 'school-b.localhost', headers: { 'x-request-id': 'has spaces and ; semicolons' } })
-  t.match(proxy.legacy.only().values('x-request-id')[0], UUID)
+  t.match(proxy.legacy.sole().values('x-request-id')[0], UUID)
 })
 
 t.test('hop-by-hop request headers and those named in Connection are not forwarded', async (t) => {
@@ -110,7 +110,7 @@ t.test('hop-by-hop request headers and those named in Connection are not forward
     'X-Drop-Me: 1', 'X-Also-Dropped: 2', 'X-Keep-Me: 3', '', ''
   ].join('\r\n'))
   t.equal((await connection.response()).statusCode, 200)
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   const names = new Set(record.rawHeaders.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase()))
   for (const name of ['keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authorization', 'x-drop-me', 'x-also-dropped']) {
     t.notOk(names.has(name), `${name} not forwarded`)
@@ -146,7 +146,7 @@ t.test('a client cannot strip the headers ficus adds by naming them in Connectio
     'GET /reports HTTP/1.1', 'Host: school-b.localhost',
     'Connection: x-forwarded-for, x-forwarded-proto, X-Forwarded-Host, x-request-id, host', '', ''
   ].join('\r\n'))
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.same(record.values('x-forwarded-for'), ['127.0.0.1'])
   t.same(record.values('x-forwarded-proto'), ['http'])
   t.same(record.values('x-forwarded-host'), ['school-b.localhost'])
@@ -169,7 +169,7 @@ t.test('an upload with Expect: 100-continue gets its 100 and reaches legacy whol
   const final = await connection.response()
   t.equal(final.statusCode, 200)
   await waitFor(() => proxy.legacy.requests[0]?.complete === true, 5_000, 'legacy to have the whole body')
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.equal(record.bodySha256, createHash('sha256').update(body).digest('hex'))
   t.same(record.values('expect'), [], 'legacy is not asked for a second 100-continue')
 })

@@ -18,7 +18,7 @@ t.test('a PROPFIND body and its WebDAV headers arrive as sent', async (t) => {
   const proxy = await startProxy(t)
   const xml = '<?xml version="1.0" encoding="utf-8"?>\n<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
   await proxy.send({ method: 'PROPFIND', path: '/dav/reports/', host: 'school-b.localhost', headers: { depth: '1', 'content-type': 'application/xml' }, body: xml })
-  const record = proxy.legacy.only()
+  const record = proxy.legacy.sole()
   t.equal(record.body?.toString(), xml)
   t.same(record.values('depth'), ['1'])
 })

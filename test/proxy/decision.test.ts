@@ -20,21 +20,21 @@ t.test('flag off for the school: legacy serves, with X-Served-By: legacy', async
   t.equal(answer.statusCode, 200)
   t.equal(answer.header('x-served-by'), 'legacy')
   t.equal(answer.text, 'legacy GET /attendance')
-  t.equal(proxy.legacy.only().target, '/attendance')
+  t.equal(proxy.legacy.sole().target, '/attendance')
 })
 
 t.test('a path no migrated route declares goes to legacy, even for a migrated school', async (t) => {
   const proxy = await startProxy(t)
   const answer = await proxy.send({ path: '/reports', host: 'school-a.localhost' })
   t.equal(answer.header('x-served-by'), 'legacy')
-  t.equal(proxy.legacy.only().target, '/reports')
+  t.equal(proxy.legacy.sole().target, '/reports')
 })
 
 t.test('a method the migrated route does not declare goes to legacy', async (t) => {
   const proxy = await startProxy(t)
   const answer = await proxy.send({ method: 'POST', path: '/attendance', host: 'school-a.localhost', body: 'present=3B' })
   t.equal(answer.header('x-served-by'), 'legacy')
-  t.equal(proxy.legacy.only().requestLine, 'POST /attendance HTTP/1.1')
+  t.equal(proxy.legacy.sole().requestLine, 'POST /attendance HTTP/1.1')
 })
 
 t.test('SERVED_BY_HEADER renames the header on both sides', async (t) => {
@@ -126,5 +126,5 @@ t.test('flags not loaded yet: a migrated route answers 503 rather than guessing,
   t.equal(JSON.parse(migrated.text).error.code, 'FICUS_ERR_FLAGS_NOT_READY')
   const other = await proxy.send({ path: '/reports', host: 'school-a.localhost' })
   t.equal(other.header('x-served-by'), 'legacy')
-  t.equal(proxy.legacy.only().target, '/reports')
+  t.equal(proxy.legacy.sole().target, '/reports')
 })

@@ -95,7 +95,7 @@ t.test('a HEAD of a migrated route is decided like its GET', async (t) => {
   t.equal(proxy.legacy.requests.length, 0)
   const b = await rawRequest(t, proxy.port, 'HEAD /Attendance/ HTTP/1.1\r\nHost: school-b.localhost\r\nConnection: close\r\n\r\n', { head: true })
   t.same(b.values('x-served-by'), ['legacy'])
-  t.equal(proxy.legacy.only().requestLine, 'HEAD /Attendance/ HTTP/1.1')
+  t.equal(proxy.legacy.sole().requestLine, 'HEAD /Attendance/ HTTP/1.1')
 })
 
 t.test('plain paths and query strings reach legacy byte for byte', async (t) => {
@@ -158,5 +158,5 @@ t.test('lower-case escapes are forwarded upper-case, as decided', async (t) => {
   const proxy = await startProxy(t)
   const answer = await sendRaw(t, proxy, '/caf%c3%a9?x=%c3%a9', 'school-b.localhost')
   t.equal(answer.statusCode, 200)
-  t.equal(proxy.legacy.only().target, '/caf%C3%A9?x=%c3%a9', 'the path is canonical, the query untouched')
+  t.equal(proxy.legacy.sole().target, '/caf%C3%A9?x=%c3%a9', 'the path is canonical, the query untouched')
 })

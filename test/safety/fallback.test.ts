@@ -61,7 +61,7 @@ t.test('a handler that throws on GET: the client gets the legacy answer and the 
   t.equal(answer.headers['x-served-by'], 'legacy')
   t.equal(answer.headers['x-new-only'], undefined, 'nothing the new handler set reaches the client')
   t.same(calls, ['GET'])
-  t.equal(kit.legacy.only().method, 'GET')
+  t.equal(kit.legacy.sole().method, 'GET')
   t.equal(await fallbacks(kit, 'error'), 1)
   const log = kit.logs.find((line) => line.msg.startsWith('new handler failed'))
   t.match(log, { route: ROUTE, tenant: 'school-a', reason: 'error' })

@@ -69,8 +69,8 @@ t.test('the bare base domain is forwarded to legacy with BARE_DOMAIN=legacy', as
   const answer = await proxy.send({ path: '/welcome?x=1', host: 'localhost:8080' })
   t.equal(answer.statusCode, 200)
   t.equal(answer.header('x-served-by'), 'legacy')
-  t.equal(proxy.legacy.only().target, '/welcome?x=1')
-  t.same(proxy.legacy.only().values('host'), ['localhost:8080'])
+  t.equal(proxy.legacy.sole().target, '/welcome?x=1')
+  t.same(proxy.legacy.sole().values('host'), ['localhost:8080'])
 })
 
 t.test('a school in maintenance gets a 503 and a suspended one a 403, nothing forwarded', async (t) => {
@@ -92,5 +92,5 @@ t.test('a keep-alive connection is resolved per request, not per connection', as
   connection.write('GET /reports HTTP/1.1\r\nHost: school-z.localhost\r\n\r\n')
   t.equal((await connection.response()).statusCode, 404)
   t.equal(proxy.legacy.requests.length, 1)
-  t.same(proxy.legacy.only().values('host'), ['school-b.localhost'])
+  t.same(proxy.legacy.sole().values('host'), ['school-b.localhost'])
 })
