@@ -9,6 +9,7 @@ import { parseTenantDbConfig, type TenantDbConfig } from '../tenant-db/config.ts
 import { parseSafetyConfig, type SafetyConfig } from '../safety/config.ts'
 import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
+import { readOneOf, readWholeNumber, type Env } from '../config/env.ts'
 
 // The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
 const PROJECT_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../' : '../', import.meta.url))
@@ -138,7 +139,6 @@ export class ConfigError extends Error {
   }
 }
 
-type Env = Readonly<Record<string, string | undefined>>
 
 export function parseConfig (env: Env): Config {
   const problems: string[] = []
@@ -250,14 +250,7 @@ class EnvReader {
   }
 
   integer (name: string, fallback: number, min: number, max: number): number {
-    const value = this.#raw(name)
-    if (value === undefined) return fallback
-    const number = Number(value)
-    if (!/^\d+$/.test(value) || number < min || number > max) {
-      this.#problems.push(`${name} must be a whole number from ${min} to ${max}, e.g. ${name}=${fallback}`)
-      return fallback
-    }
-    return number
+    return readWholeNumber(this.#env, name, { fallback, min, max }, this.#problems)
   }
 
   port (name: string, fallback: number): number {
@@ -274,13 +267,7 @@ class EnvReader {
   }
 
   oneOf<T extends string> (name: string, allowed: readonly T[], fallback: T): T {
-    const value = this.#raw(name)
-    if (value === undefined) return fallback
-    if (!allowed.includes(value as T)) {
-      this.#problems.push(`${name} must be one of ${allowed.join(', ')}, e.g. ${name}=${fallback}`)
-      return fallback
-    }
-    return value as T
+    return readOneOf(this.#env, name, allowed, fallback, this.#problems)
   }
 
   url (name: string, example: string): string | undefined {

@@ -1,5 +1,6 @@
 // Settings of the safety nets (shadow, fallback, breaker), parsed from the environment that
 // proxy/config.ts hands over. Every bad variable is reported with a valid example.
+import { readWholeNumber, type Env } from '../config/env.ts'
 
 export const SAFETY_DEFAULTS = Object.freeze({
   SHADOW_FLAG_SUFFIX: '-shadow',
@@ -45,18 +46,9 @@ export interface SafetyConfig {
   readonly breaker: BreakerConfig
 }
 
-type Env = Readonly<Record<string, string | undefined>>
 
 function integer (env: Env, name: keyof typeof SAFETY_DEFAULTS, min: number, max: number, problems: string[]): number {
-  const fallback = SAFETY_DEFAULTS[name] as number
-  const raw = env[name]?.trim()
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!/^\d+$/.test(raw) || value < min || value > max) {
-    problems.push(`${name} must be a whole number from ${min} to ${max}, e.g. ${name}=${fallback}`)
-    return fallback
-  }
-  return value
+  return readWholeNumber(env, name, { fallback: SAFETY_DEFAULTS[name] as number, min, max }, problems)
 }
 
 export function parseSafetyConfig (env: Env, problems: string[]): SafetyConfig {

@@ -10,6 +10,7 @@ import { DEFAULT_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT_MS, RedisSessionStore } from 
 import { DEFAULT_WRITE_RETRIES } from './session.ts'
 import { ItsdangerousSigner } from './signer.ts'
 import type { SessionLogger } from './store.ts'
+import { readOneOf, readWholeNumber, type Env } from '../config/env.ts'
 
 export const SESSION_SIGNER_NAMES = ['none', 'itsdangerous'] as const
 export type SessionSignerName = typeof SESSION_SIGNER_NAMES[number]
@@ -45,28 +46,11 @@ export interface SessionConfig {
 // RFC 6265 cookie-name token.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
-function positiveInt (env: Record<string, string | undefined>, name: string, fallback: number, min: number,
-  example: string, problems: string[]): number {
-  const raw = env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min) {
-    problems.push(`${name} must be an integer of at least ${min}, e.g. ${name}=${example}`)
-    return fallback
-  }
-  return value
+function positiveInt (env: Env, name: string, fallback: number, min: number, example: string, problems: string[]): number {
+  return readWholeNumber(env, name, { fallback, min, example }, problems)
 }
 
-function oneOf<T extends string> (env: Record<string, string | undefined>, name: string, allowed: readonly T[],
-  fallback: T, problems: string[]): T {
-  const raw = env[name]
-  if (raw === undefined || raw === '') return fallback
-  if ((allowed as readonly string[]).includes(raw)) return raw as T
-  problems.push(`${name} must be one of ${allowed.join(', ')}, e.g. ${name}=${allowed[allowed.length - 1] ?? fallback}`)
-  return fallback
-}
-
-export function parseSessionConfig (env: Record<string, string | undefined>, problems: string[]): SessionConfig {
+export function parseSessionConfig (env: Env, problems: string[]): SessionConfig {
   let redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL
   if (redisUrl !== undefined) {
     let protocol = ''
@@ -81,8 +65,8 @@ export function parseSessionConfig (env: Record<string, string | undefined>, pro
   if (!COOKIE_NAME.test(cookieName)) problems.push('SESSION_COOKIE must be a cookie name (letters, digits, !#$%&\'*+-.^_`|~), e.g. SESSION_COOKIE=session')
 
   const keyPrefix = env.SESSION_KEY_PREFIX ?? SESSION_DEFAULTS.SESSION_KEY_PREFIX
-  const codec = oneOf(env, 'SESSION_CODEC', SESSION_CODEC_NAMES, SESSION_DEFAULTS.SESSION_CODEC, problems)
-  const signer = oneOf(env, 'SESSION_SIGNER', SESSION_SIGNER_NAMES, SESSION_DEFAULTS.SESSION_SIGNER, problems)
+  const codec = readOneOf(env, 'SESSION_CODEC', SESSION_CODEC_NAMES, SESSION_DEFAULTS.SESSION_CODEC, problems)
+  const signer = readOneOf(env, 'SESSION_SIGNER', SESSION_SIGNER_NAMES, SESSION_DEFAULTS.SESSION_SIGNER, problems)
   const secret = env.SESSION_SECRET === '' ? undefined : env.SESSION_SECRET
   if (signer === 'itsdangerous' && secret === undefined) {
     problems.push('SESSION_SECRET is required when SESSION_SIGNER=itsdangerous: the legacy\'s SECRET_KEY, e.g. SESSION_SECRET=change-me-to-the-flask-secret')

@@ -2,6 +2,7 @@
 // `ficus migrate` entry point) hands over. Without DATABASE_URL every school gets an in-process
 // PGlite database, so the demo needs no server.
 import { fileURLToPath } from 'node:url'
+import { readWholeNumber, type Env } from '../config/env.ts'
 
 // This module runs from tenant-db/ or from dist/tenant-db/; the SQL files stay in the source tree.
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../migrations/' : '../migrations/', import.meta.url))
@@ -40,18 +41,9 @@ export interface TenantDbConfig {
   readonly migrationsDir: string
 }
 
-type Env = Record<string, string | undefined>
 
 function integer (env: Env, name: keyof typeof TENANT_DB_DEFAULTS, min: number, example: number, problems: string[]): number {
-  const fallback = TENANT_DB_DEFAULTS[name] as number
-  const raw = env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min) {
-    problems.push(`${name} must be an integer of at least ${min}, e.g. ${name}=${example}`)
-    return fallback
-  }
-  return value
+  return readWholeNumber(env, name, { fallback: TENANT_DB_DEFAULTS[name] as number, min, example }, problems)
 }
 
 function postgresUrl (raw: string): boolean {
