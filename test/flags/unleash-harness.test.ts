@@ -300,8 +300,12 @@ t.test('server unreachable at start: bootstrap and backup file', async (t) => {
   t.teardown(() => rmSync(backupPath, { recursive: true, force: true }));
   const online = newClient(t, unleash, { backupPath });
   await synchronized(online.client);
+  // The client writes its backup after it has announced the new flags, not before: wait for it.
+  const deadline = Date.now() + SYNC_TIMEOUT_MS;
+  const backupWritten = () => readdirSync(backupPath).some((f) => f.includes('ficus-harness'));
+  while (!backupWritten() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   destroySafely(online.client);
-  t.ok(readdirSync(backupPath).some((f) => f.includes('ficus-harness')), 'backup file written after the first fetch');
+  t.ok(backupWritten(), 'backup file written after the first fetch');
   const fromBackup = newClient(t, unleash, { url, backupPath });
   await once(fromBackup.client, 'ready', { signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) });
   t.equal(fromBackup.client.isEnabled(flag, school('school-a')), true, 'backup answers');
