@@ -26,6 +26,16 @@ export const SEEDED_PUPILS = ['p1', 'p2', 'p3'] as const
 
 export interface TeardownHost { teardown (fn: () => unknown): void }
 
+/**
+ * A test file's database prefix. `FICUS_TEST_DB_NS` (lower-case letters and digits) is added to
+ * it, so two checkouts running the same test file against one PostgreSQL stay apart.
+ */
+export function testDatabasePrefix (name: string): string {
+  const ns = process.env.FICUS_TEST_DB_NS ?? ''
+  if (!/^[a-z0-9]*$/.test(ns)) throw new Error(`FICUS_TEST_DB_NS must be lower-case letters and digits, got ${JSON.stringify(ns)}`)
+  return ns === '' ? name : `${name}${ns}`
+}
+
 export function databaseUrl (name: string): string {
   return `${PG_HOST_URL}/${name}`
 }

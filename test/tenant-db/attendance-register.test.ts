@@ -5,12 +5,12 @@ import type { Test } from 'tap'
 import { attendanceRegisterRoutes, ATTENDANCE_REGISTER_FLAG } from '../../new-routes/attendance-register/index.ts'
 import { PgTenantDatabases } from '../../tenant-db/pg-databases.ts'
 import { withTenantDatabases } from '../../tenant-db/tenant-registry.ts'
-import { classNameOf, createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, tenantsOf, withAdmin } from '../helpers/tenant-databases.ts'
+import { classNameOf, createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, tenantsOf, withAdmin, testDatabasePrefix } from '../helpers/tenant-databases.ts'
 import type { SchoolDatabase } from '../helpers/tenant-databases.ts'
 
 t.setTimeout(60_000)
 
-const PREFIX = 'ficus_t_register'
+const PREFIX = testDatabasePrefix('ficus_t_register')
 const schools = await createSchoolDatabases(t, PREFIX, 3)
 const [school] = schools as [SchoolDatabase]
 let day = 0

@@ -5,12 +5,12 @@ import { createAttendanceRegisterRoutes } from '../../new-routes/attendance-regi
 import { auditedWrite } from '../../tenant-db/audit.ts'
 import { PgTenantDatabases } from '../../tenant-db/pg-databases.ts'
 import { withTenantDatabases } from '../../tenant-db/tenant-registry.ts'
-import { createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, tenantsOf, withAdmin } from '../helpers/tenant-databases.ts'
+import { createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, tenantsOf, withAdmin, testDatabasePrefix } from '../helpers/tenant-databases.ts'
 import type { SchoolDatabase } from '../helpers/tenant-databases.ts'
 
 t.setTimeout(60_000)
 
-const PREFIX = 'ficus_t_audit'
+const PREFIX = testDatabasePrefix('ficus_t_audit')
 const USER_HEADER = 'x-test-user'
 const schools = await createSchoolDatabases(t, PREFIX, 3)
 const [writer, ...bystanders] = schools as [SchoolDatabase, ...SchoolDatabase[]]

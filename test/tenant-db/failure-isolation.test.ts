@@ -10,12 +10,12 @@ import { FicusError } from '../../errors/index.ts'
 import { PgTenantDatabases } from '../../tenant-db/pg-databases.ts'
 import type { PgTenantDatabasesOptions } from '../../tenant-db/pg-databases.ts'
 import { withTenantDatabases } from '../../tenant-db/tenant-registry.ts'
-import { createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, tenantsOf, waitFor } from '../helpers/tenant-databases.ts'
+import { createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, tenantsOf, waitFor, testDatabasePrefix } from '../helpers/tenant-databases.ts'
 import type { SchoolDatabase } from '../helpers/tenant-databases.ts'
 
 t.setTimeout(120_000)
 
-const PREFIX = 'ficus_t_isolate'
+const PREFIX = testDatabasePrefix('ficus_t_isolate')
 const STATEMENT_TIMEOUT_MS = 1_000
 const CONNECT_TIMEOUT_MS = 1_000
 // The bound the issue asks for, with room for a loaded 2-core machine.

@@ -11,11 +11,11 @@ import { loadMigrations, migrateDatabase } from '../../tenant-db/migrate.ts'
 import { PgliteTenantDatabases } from '../../tenant-db/pglite-databases.ts'
 import { withTenantDatabases } from '../../tenant-db/tenant-registry.ts'
 import type { Tenant } from '../../tenants/tenant.ts'
-import { createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, TENANT_MIGRATIONS_DIR, withAdmin } from '../helpers/tenant-databases.ts'
+import { createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, TENANT_MIGRATIONS_DIR, withAdmin, testDatabasePrefix } from '../helpers/tenant-databases.ts'
 
 t.setTimeout(120_000)
 
-const PREFIX = 'ficus_t_pglite'
+const PREFIX = testDatabasePrefix('ficus_t_pglite')
 const migrations = await loadMigrations(TENANT_MIGRATIONS_DIR)
 const tenant = (id: string): Tenant => ({ id, name: `School ${id}`, status: 'active', cohorts: [] })
 const seed = async (db: TenantDatabase) => {

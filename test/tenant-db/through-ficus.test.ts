@@ -6,9 +6,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
 import { closedPort, flagsOnFor, spawnFicus, writeJson, type LogLine } from '../helpers/proxy-kit.ts'
-import { classNameOf, createControlDatabase, createSchoolDatabases, insertTenants, waitFor, withAdmin, SEEDED_CLASS } from '../helpers/tenant-databases.ts'
+import { classNameOf, createControlDatabase, createSchoolDatabases, insertTenants, waitFor, withAdmin, SEEDED_CLASS, testDatabasePrefix } from '../helpers/tenant-databases.ts'
 
-const PREFIX = 'ficus_thru'
+const PREFIX = testDatabasePrefix('ficus_thru')
 // The bound for a registry change to reach a running ficus.
 const REGISTRY_CHANGE_MS = 5_000
 

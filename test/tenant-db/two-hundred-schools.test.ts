@@ -11,12 +11,12 @@ import { DEFAULT_MIGRATIONS_DIR } from '../../tenant-db/config.ts'
 import { attendanceRegisterRoutes } from '../../new-routes/attendance-register/index.ts'
 import { PgTenantDatabases } from '../../tenant-db/pg-databases.ts'
 import { withTenantDatabases } from '../../tenant-db/tenant-registry.ts'
-import { classNameOf, ConnectionSampler, countConnections, createControlDatabase, createSchoolDatabases, insertTenants, ListRegistry, PG_HOST_URL, SCHOOL_HEADER, seedSchools, startRouteApp, tenantsOf, waitFor, withAdmin } from '../helpers/tenant-databases.ts'
+import { classNameOf, ConnectionSampler, countConnections, createControlDatabase, createSchoolDatabases, insertTenants, ListRegistry, PG_HOST_URL, SCHOOL_HEADER, seedSchools, startRouteApp, tenantsOf, waitFor, withAdmin, testDatabasePrefix } from '../helpers/tenant-databases.ts'
 import type { SchoolDatabase } from '../helpers/tenant-databases.ts'
 
 t.setTimeout(170_000)
 
-const PREFIX = 'ficus_t_migall'
+const PREFIX = testDatabasePrefix('ficus_t_migall')
 const SCHOOLS = 200
 const CONCURRENCY = 8
 const FAILING = ['school-007', 'school-100', 'school-199']
