@@ -12,7 +12,11 @@
 //     match case-insensitively), because legacy ids and file names can be case- and slash-sensitive.
 // Rejected (400): anything that could name another path after one more decoding or a server's
 // own normalisation: encoded `/` or `\`, a raw `\`, dot-segments (raw or encoded), `;` path
-// parameters, control characters and malformed escapes. The query string is never touched.
+// parameters, control characters and malformed escapes. A character refused raw is refused in
+// every escaped spelling too (`%3B`, `%20`, `%0a`...): legacy servers decode the path before
+// routing on it. So is a double-encoded escape (`%25` then two hex digits, however spelled), which
+// a server that decodes twice reads as another character; what remains decodes to the same path
+// once or twice, so the decision holds for either. The query string is never touched.
 
 export type CanonicalPath =
   | { readonly ok: true, readonly url: string }
@@ -81,11 +85,19 @@ function canonicalizeSegment (part: string): string | CanonicalPath {
     const byte = high * 16 + low
     if (byte === SLASH || byte === BACKSLASH) return reject('encoded slashes are not allowed in the path')
     if (byte < 0x20 || byte === 0x7f) return reject('encoded control characters are not allowed in the path')
+    if (REFUSED_ESCAPED[byte] === 1) return reject('encoded spaces, semicolons, # and ? are refused like their raw forms')
     out += isUnreserved(byte) ? String.fromCharCode(byte) : '%' + HEX[high] + HEX[low]
     i += 2
   }
+  // Checked on the output, where escaped hex digits (`%25%34%31`) are already decoded.
+  if (out.includes('%25') && DOUBLE_ENCODED.test(out)) return reject('double-encoded escapes (%25 followed by two hex digits) are not allowed in the path')
   return out
 }
+
+// Printable characters refused raw in a segment, hence refused when percent-encoded.
+const REFUSED_ESCAPED = new Uint8Array(128)
+for (const c of ' ;#?') REFUSED_ESCAPED[c.charCodeAt(0)] = 1
+const DOUBLE_ENCODED = /%25[0-9A-Fa-f]{2}/
 
 const HEX = '0123456789ABCDEF'
 
