@@ -33,7 +33,7 @@ function wantsJson (request: FastifyRequest): boolean {
   return accept.includes('json') || (request.headers['content-type'] ?? '').includes('json')
 }
 
-function errorPage (error: FicusError, requestId: string): string {
+export function errorPage (error: FicusError, requestId: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${error.statusCode}</title></head>
 <body><h1>${escapeHtml(error.message)}</h1><p>Error ${error.statusCode} &middot; ${error.code} &middot; request ${escapeHtml(requestId)}</p></body></html>

@@ -23,6 +23,7 @@ import type { Config } from './config.ts'
 import { ProxyErrors } from './errors.ts'
 import { sendError, toFicusError } from './error-reply.ts'
 import { TrustedProxies } from './trusted-proxies.ts'
+import { closesConnection, edgeRefusal, refuseConnect } from './strict-edge.ts'
 
 export interface ProxyParts {
   readonly config: Config
@@ -55,7 +56,8 @@ const kPathProblem = Symbol('ficus.pathProblem')
 type RawRequest = IncomingMessage & { [kPathProblem]?: string }
 
 const REQUEST_ID_SYNTAX = /^[A-Za-z0-9._:-]{1,128}$/
-// Legacy may speak WebDAV or anything else Node parses; CONNECT is for forward proxies only.
+// Legacy may speak WebDAV or anything else Node parses; CONNECT is for forward proxies only, and
+// TRACE is routed only to be refused (see strict-edge.ts).
 const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
 // How late (at most) a headers or request timeout is noticed.
 const MAX_TIMEOUT_CHECK_MS = 1_000
@@ -112,6 +114,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: !BODYLESS_METHODS.has(method) })
   }
   app.decorateRequest('tenant', undefined as unknown as Tenant)
+  refuseConnect(app.server)
 
   await app.register(legacyAdapter, {
     legacyUrl: config.legacyUrl ?? `http://127.0.0.1:${config.demoLegacyPort}`,
@@ -153,11 +156,14 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   app.setErrorHandler((error, request, reply) => {
     safety.errorPage(request)
     const ficusError = toFicusError(error as Error)
+    if (closesConnection(ficusError)) reply.header('connection', 'close')
     if (ficusError.statusCode >= 500) request.log.error({ err: error, code: ficusError.code }, 'request failed')
     return sendError(request, reply, ficusError)
   })
 
   app.addHook('onRequest', function dispatch (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    const refusal = edgeRefusal(request.raw)
+    if (refusal !== undefined) return done(refusal)
     const pathProblem = (request.raw as RawRequest)[kPathProblem]
     if (pathProblem !== undefined) return done(ProxyErrors.FICUS_ERR_PATH_INVALID(pathProblem))
     if (lifecycle.draining) reply.header('connection', 'close')
