@@ -1,6 +1,8 @@
-// Header rules for the hop between ficus and legacy. Everything end-to-end passes untouched;
-// hop-by-hop headers stop here (RFC 9110 section 7.6.1), and the forwarding headers are
-// ficus's own, believed from the client only when it is a trusted proxy.
+// Header rules for the hop between ficus and legacy. Everything end-to-end passes untouched,
+// except what would make legacy read the request as another one: hop-by-hop headers stop here
+// (RFC 9110 section 7.6.1), so do names legacy's gateway folds into another header's, URL and
+// method overrides, and the headers that speak for the client, which are ficus's own and
+// believed only from a trusted proxy.
 import type { IncomingHttpHeaders } from 'node:http'
 
 // Never forwarded either way. `expect` too: Node has already answered 100-continue to the client.
@@ -10,12 +12,60 @@ const REQUEST_HOP_BY_HOP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect'
 
 type Headers = Record<string, string | string[] | undefined>
 
-/** Removes, in one pass over the names, every hop-by-hop header and every header `Connection` lists. */
-export function removeHopByHopRequestHeaders (headers: IncomingHttpHeaders): void {
+// Legacy's gateway would read these as another request: some servers route on the URL they
+// name instead of the one the decision was taken on, or run the method they name.
+const OVERRIDES: ReadonlySet<string> = new Set(['x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override'])
+
+// Headers that say who the client is or how it connected. ficus sets the first six itself; all of
+// them are believed only from a trusted proxy.
+const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip']
+const SPEAKS_FOR_CLIENT: ReadonlySet<string> = new Set([...FORWARDING, 'true-client-ip', 'x-client-ip', 'x-cluster-client-ip'])
+
+export interface RequestHeaderPolicy {
+  /** The peer is a trusted proxy, whose headers speaking for the client are believed. */
+  readonly trusted: boolean
+  /** Lower-case names dropped by default that legacy still receives (LEGACY_ALLOW_HEADERS). */
+  readonly allowed: ReadonlySet<string>
+}
+
+/**
+ * Removes, in one pass over the names: every hop-by-hop header and every header `Connection`
+ * lists; names with anything but letters, digits and `-` (WSGI servers fold `_` into `-`, CGI
+ * gateways every other character, so `X_Forwarded_For` reads as X-Forwarded-For) and the URL and
+ * method overrides, unless allowed; and, from an untrusted peer, the headers that speak for the client.
+ */
+export function removeRequestHeaders (headers: IncomingHttpHeaders, policy: RequestHeaderPolicy): void {
   const listed = listedIn(headers.connection)
   for (const name in headers) {
     if (REQUEST_HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) delete headers[name]
+    else if ((OVERRIDES.has(name) || !isPlainName(name)) && !policy.allowed.has(name)) delete headers[name]
+    else if (!policy.trusted && (SPEAKS_FOR_CLIENT.has(name) || name.startsWith('x-forwarded-'))) delete headers[name]
   }
+}
+
+// Node hands header names over lower-cased.
+function isPlainName (name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d)) return false
+  }
+  return true
+}
+
+// What an allow-listed name must never become once a gateway folds it: a header ficus sets, or
+// one that frames or authenticates the request.
+const NEVER_ALLOWED: ReadonlySet<string> = new Set([...SPEAKS_FOR_CLIENT, ...HOP_BY_HOP, 'host', 'content-length', 'content-type', 'cookie', 'authorization', 'expect'])
+
+/** Why `name` cannot be in LEGACY_ALLOW_HEADERS, or undefined when it can. */
+export function allowedHeaderProblem (name: string, requestIdHeader: string): string | undefined {
+  const lower = name.toLowerCase()
+  if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(lower)) return `${name} is not a header name`
+  if (!OVERRIDES.has(lower) && isPlainName(lower)) return `${name} is never dropped, so it needs no allowing`
+  const folded = lower.replace(/[^a-z0-9]/g, '-')
+  if (NEVER_ALLOWED.has(folded) || folded === requestIdHeader || folded.startsWith('x-forwarded-')) {
+    return `${name} would reach legacy as ${folded}, which only ficus may set`
+  }
+  return undefined
 }
 
 /**
@@ -49,11 +99,17 @@ export interface ForwardingInfo {
   readonly clientAddress: string
   readonly protocol: 'http' | 'https'
   readonly host: string | undefined
+  /** The port the client connected to. */
+  readonly port: number | undefined
   readonly requestId: string
   readonly trusted: boolean
 }
 
-/** Sets X-Forwarded-For/-Proto/-Host and the request id, after the client's hop-by-hop list is gone. */
+/**
+ * Sets X-Forwarded-For/-Proto/-Host/-Port, Forwarded (RFC 7239), X-Real-IP and the request id,
+ * after removeRequestHeaders. A trusted proxy's values are kept (its chains extended); anything
+ * else the client sent in their name is gone by now.
+ */
 export function setForwardingHeaders (headers: IncomingHttpHeaders, info: ForwardingInfo, requestIdHeader: string): void {
   const priorFor = info.trusted ? joinValues(headers['x-forwarded-for']) : undefined
   headers['x-forwarded-for'] = priorFor === undefined ? info.clientAddress : `${priorFor}, ${info.clientAddress}`
@@ -63,7 +119,51 @@ export function setForwardingHeaders (headers: IncomingHttpHeaders, info: Forwar
   const host = priorHost ?? info.host
   if (host === undefined) delete headers['x-forwarded-host']
   else headers['x-forwarded-host'] = host
+  const priorPort = info.trusted ? firstValue(headers['x-forwarded-port']) : undefined
+  const port = priorPort ?? (info.port === undefined ? undefined : String(info.port))
+  if (port === undefined) delete headers['x-forwarded-port']
+  else headers['x-forwarded-port'] = port
+  const priorForwarded = info.trusted ? joinValues(headers.forwarded) : undefined
+  const element = forwardedElement(info)
+  headers.forwarded = priorForwarded === undefined ? element : `${priorForwarded}, ${element}`
+  const priorRealIp = info.trusted ? firstValue(headers['x-real-ip']) : undefined
+  headers['x-real-ip'] = priorRealIp ?? info.clientAddress
   headers[requestIdHeader] = info.requestId
+}
+
+// RFC 7239 section 4: `for=192.0.2.60;proto=http;host=school-a.example.org`; an IPv6 address is
+// bracketed and, like a host with a port, quoted.
+function forwardedElement (info: ForwardingInfo): string {
+  const address = info.clientAddress.includes(':') ? `"[${info.clientAddress}]"` : info.clientAddress
+  const host = info.host === undefined ? '' : `;host=${forwardedValue(info.host)}`
+  return `for=${address}${host};proto=${info.protocol}`
+}
+
+function forwardedValue (value: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`
+}
+
+/**
+ * Removes every Domain attribute from the Set-Cookie lines of cookie `name`, so that the browser
+ * keeps it for the one host that set it (host-only) instead of every sub-domain of the domain.
+ */
+export function hostOnlyCookie (setCookie: string | string[], name: string): string | string[] {
+  if (typeof setCookie === 'string') return hostOnlyLine(setCookie, name)
+  return setCookie.map((line) => hostOnlyLine(line, name))
+}
+
+function hostOnlyLine (line: string, name: string): string {
+  const firstSemicolon = line.indexOf(';')
+  if (firstSemicolon === -1) return line
+  const pair = line.slice(0, firstSemicolon)
+  const equals = pair.indexOf('=')
+  if (equals === -1 || pair.slice(0, equals).trim() !== name) return line
+  const attributes = line.slice(firstSemicolon + 1).split(';')
+  const kept = attributes.filter((attribute) => {
+    const at = attribute.indexOf('=')
+    return (at === -1 ? attribute : attribute.slice(0, at)).trim().toLowerCase() !== 'domain'
+  })
+  return kept.length === attributes.length ? line : [pair, ...kept].join(';')
 }
 
 function joinValues (value: string | string[] | undefined): string | undefined {

@@ -7,7 +7,7 @@ import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Pool } from 'undici'
 import { LegacyErrors } from './errors.ts'
-import { endToEndResponseHeaders, removeHopByHopRequestHeaders, setForwardingHeaders } from './headers.ts'
+import { endToEndResponseHeaders, hostOnlyCookie, removeRequestHeaders, setForwardingHeaders } from './headers.ts'
 
 export interface LegacyAdapterOptions {
   readonly legacyUrl: string
@@ -22,6 +22,10 @@ export interface LegacyAdapterOptions {
   readonly servedByHeader: string | undefined
   /** Whether the peer may speak for the client in X-Forwarded-* headers. */
   readonly trustsPeer: (request: FastifyRequest) => boolean
+  /** Lower-case names dropped by default that legacy still receives. */
+  readonly allowedHeaders: ReadonlySet<string>
+  /** Legacy's session cookie, made host-only on the way back; undefined leaves cookies alone. */
+  readonly hostOnlyCookie: string | undefined
 }
 
 declare module 'fastify' {
@@ -49,6 +53,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
   })
 
   const servedBy = options.servedByHeader
+  const sessionCookie = options.hostOnlyCookie
   // Built once: reply.from() takes the same options object for every request.
   const fromOptions: FastifyReplyFromHooks = {
     // reply-from retries a GET that got 503 unless a delay function says otherwise; legacy's 503
@@ -56,19 +61,23 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     retryDelay: () => null,
     rewriteRequestHeaders (anyRequest, headers) {
       const request = anyRequest as unknown as FastifyRequest
-      removeHopByHopRequestHeaders(headers)
+      const trusted = options.trustsPeer(request)
+      removeRequestHeaders(headers, { trusted, allowed: options.allowedHeaders })
       if (options.preserveHost) headers.host = request.headers.host
       setForwardingHeaders(headers, {
         clientAddress: clientAddressOf(request),
         protocol: 'encrypted' in request.socket ? 'https' : 'http',
         host: request.headers.host,
+        port: request.socket.localPort,
         requestId: request.id,
-        trusted: options.trustsPeer(request)
+        trusted
       }, options.requestIdHeader)
       return headers
     },
     rewriteHeaders (headers) {
       const kept = endToEndResponseHeaders(headers)
+      const setCookie = kept['set-cookie']
+      if (setCookie !== undefined && sessionCookie !== undefined) kept['set-cookie'] = hostOnlyCookie(setCookie, sessionCookie)
       if (servedBy !== undefined) kept[servedBy] = 'legacy'
       return kept
     },

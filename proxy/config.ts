@@ -10,6 +10,7 @@ import { parseSafetyConfig, type SafetyConfig } from '../safety/config.ts'
 import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
 import { readOneOf, readWholeNumber, type Env } from '../config/env.ts'
+import { allowedHeaderProblem } from '../legacy-adapter/headers.ts'
 
 // The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
 const PROJECT_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../' : '../', import.meta.url))
@@ -32,6 +33,7 @@ export const DEFAULTS = Object.freeze({
   LEGACY_CONNECTIONS: 128,
   LEGACY_KEEP_ALIVE_MS: 4_000,
   PRESERVE_HOST: true,
+  SESSION_COOKIE_HOST_ONLY: true,
   SERVED_BY_HEADER: 'x-served-by',
   REQUEST_ID_HEADER: 'x-request-id',
   REQUEST_TIMEOUT_MS: 60_000,
@@ -81,6 +83,10 @@ export interface Config {
   readonly requestIdHeader: string
   /** Client addresses (or CIDR ranges) whose X-Forwarded-* headers are believed. */
   readonly trustedProxies: readonly string[]
+  /** Lower-case header names dropped by default (overrides, names with `_`) that legacy still gets. */
+  readonly legacyAllowHeaders: readonly string[]
+  /** Remove the Domain attribute of legacy's session cookie, so it stays on the school's host. */
+  readonly sessionCookieHostOnly: boolean
   readonly requestTimeoutMs: number
   readonly headersTimeoutMs: number
   readonly keepAliveTimeoutMs: number
@@ -184,6 +190,8 @@ export function parseConfig (env: Env): Config {
     servedByHeader: servedBy === '' ? undefined : servedBy.toLowerCase(),
     requestIdHeader: read.headerName('REQUEST_ID_HEADER', DEFAULTS.REQUEST_ID_HEADER),
     trustedProxies: read.addressList('TRUSTED_PROXIES'),
+    legacyAllowHeaders: Object.freeze(read.list('LEGACY_ALLOW_HEADERS').map((entry) => entry.toLowerCase())),
+    sessionCookieHostOnly: read.boolean('SESSION_COOKIE_HOST_ONLY', DEFAULTS.SESSION_COOKIE_HOST_ONLY),
     requestTimeoutMs: read.integer('REQUEST_TIMEOUT_MS', DEFAULTS.REQUEST_TIMEOUT_MS, 1, 3_600_000),
     headersTimeoutMs: read.integer('HEADERS_TIMEOUT_MS', DEFAULTS.HEADERS_TIMEOUT_MS, 1, 3_600_000),
     keepAliveTimeoutMs: read.integer('KEEP_ALIVE_TIMEOUT_MS', DEFAULTS.KEEP_ALIVE_TIMEOUT_MS, 1, 3_600_000),
@@ -208,6 +216,10 @@ export function parseConfig (env: Env): Config {
     prewarmTimeoutMs: read.integer('PREWARM_TIMEOUT_MS', DEFAULTS.PREWARM_TIMEOUT_MS, 1, 600_000),
     prewarmSchools: read.schoolList('PREWARM_SCHOOLS'),
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], DEFAULTS.LOG_LEVEL)
+  }
+  for (const header of config.legacyAllowHeaders) {
+    const problem = allowedHeaderProblem(header, config.requestIdHeader)
+    if (problem !== undefined) problems.push(`LEGACY_ALLOW_HEADERS lists headers legacy truly needs among those ficus drops, e.g. LEGACY_ALLOW_HEADERS=X-HTTP-Method-Override (${problem})`)
   }
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
     problems.push('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS, e.g. HEADERS_TIMEOUT_MS=20000 with REQUEST_TIMEOUT_MS=60000')
@@ -330,6 +342,11 @@ class EnvReader {
       }
     }
     return Object.freeze(entries)
+  }
+
+  list (name: string): readonly string[] {
+    const value = this.#raw(name)
+    return value === undefined ? [] : value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
   }
 
   addressList (name: string): readonly string[] {

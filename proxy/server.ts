@@ -125,7 +125,9 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     bodyLimitBytes: config.legacyBodyLimitBytes,
     requestIdHeader: config.requestIdHeader,
     servedByHeader: servedBy,
-    trustsPeer: (request: FastifyRequest) => trustedProxies.trusts(request.socket.remoteAddress)
+    trustsPeer: (request: FastifyRequest) => trustedProxies.trusts(request.socket.remoteAddress),
+    allowedHeaders: new Set(config.legacyAllowHeaders),
+    hostOnlyCookie: config.sessionCookieHostOnly ? config.sessions.cookieName : undefined
   })
 
   // Before the sessions plugin: its onSend hook must not run ahead of the handler deadline check.
