@@ -6,7 +6,9 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { METHODS } from 'node:http'
-import { RawConnection, rawRequest, startProxy, type ProxyKit, type RawResponse } from '../helpers/proxy-kit.ts'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { migratedRoute } from '../../new-routes/route.ts'
+import { ATTENDANCE_FLAG, ATTENDANCE_ROUTE, RawConnection, flagsOnFor, rawRequest, startProxy, type ProxyKit, type RawResponse } from '../helpers/proxy-kit.ts'
 
 type Tap = { teardown (fn: () => unknown): void }
 
@@ -142,6 +144,25 @@ t.test('a 413 says Connection: close and ficus stops reading the body', async (t
   t.same(grown.values('connection'), ['close'])
   await chunked.waitClosed()
   t.notOk(proxy.legacy.requests.some((record) => record.complete), 'legacy never received a whole over-limit body')
+})
+
+t.test('a migrated route\'s 413 closes the connection too', async (t) => {
+  const upload = migratedRoute({
+    name: 'upload.new',
+    method: 'POST',
+    url: '/new-upload',
+    flag: ATTENDANCE_FLAG,
+    handler: async (_request: FastifyRequest, reply: FastifyReply) => reply.send({ ok: true })
+  })
+  const proxy = await startProxy(t, { env: { BODY_LIMIT_BYTES: '1000' }, routes: [ATTENDANCE_ROUTE, upload], flags: flagsOnFor(['school-a']) })
+  const connection = await RawConnection.open(t, proxy.port)
+  connection.write('POST /new-upload HTTP/1.1\r\nHost: school-a.localhost\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{"a":')
+  const answer = await connection.response()
+  t.equal(answer.statusCode, 413)
+  t.same(answer.values('x-served-by'), ['new'])
+  t.same(answer.values('connection'), ['close'])
+  await connection.waitClosed()
+  t.equal(proxy.legacy.requests.length, 0)
 })
 
 const UPGRADE_TOKEN = fc.oneof(
