@@ -23,7 +23,7 @@ import type { Config } from './config.ts'
 import { ProxyErrors } from './errors.ts'
 import { sendError, toFicusError } from './error-reply.ts'
 import { TrustedProxies } from './trusted-proxies.ts'
-import { closesConnection, edgeRefusal, refuseConnect } from './strict-edge.ts'
+import { closesConnection, edgeRefusal, isEdgeRefusal, refuseConnect } from './strict-edge.ts'
 
 export interface ProxyParts {
   readonly config: Config
@@ -159,7 +159,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     safety.errorPage(request)
     const ficusError = toFicusError(error as Error)
     if (closesConnection(ficusError)) reply.header('connection', 'close')
-    if (ficusError.statusCode >= 500) request.log.error({ err: error, code: ficusError.code }, 'request failed')
+    if (ficusError.statusCode >= 500 && !isEdgeRefusal(ficusError)) request.log.error({ err: error, code: ficusError.code }, 'request failed')
     return sendError(request, reply, ficusError)
   })
 

@@ -39,12 +39,17 @@ function hasBody (raw: IncomingMessage): boolean {
   return (length !== undefined && length !== '0') || raw.headers['transfer-encoding'] !== undefined
 }
 
+const EDGE_CODES: ReadonlySet<string> = new Set(['FICUS_ERR_HTTP_VERSION_UNSUPPORTED', 'FICUS_ERR_METHOD_UNSUPPORTED', 'FICUS_ERR_UPGRADE_UNSUPPORTED', 'FICUS_ERR_BODY_NOT_ALLOWED'])
+
+/** A refusal of the client's request shape: a 5xx status among them is no failure of ficus's. */
+export function isEdgeRefusal (error: FicusError): boolean {
+  return EDGE_CODES.has(error.code)
+}
+
 // After these the connection is closed rather than kept alive: its framing is not trusted, or the
 // rest of an over-limit body would have to be read first (the 413 is sent before it arrives).
-const CLOSING_CODES: ReadonlySet<string> = new Set(['FICUS_ERR_HTTP_VERSION_UNSUPPORTED', 'FICUS_ERR_METHOD_UNSUPPORTED', 'FICUS_ERR_UPGRADE_UNSUPPORTED', 'FICUS_ERR_BODY_NOT_ALLOWED'])
-
 export function closesConnection (error: FicusError): boolean {
-  return error.statusCode === 413 || CLOSING_CODES.has(error.code)
+  return error.statusCode === 413 || EDGE_CODES.has(error.code)
 }
 
 /**

@@ -97,6 +97,7 @@ t.test('TRACE and CONNECT are a 501 and never forwarded, on every school and tar
   t.equal(connect.statusCode, 501)
   t.match(connect.body.toString(), /FICUS_ERR_METHOD_UNSUPPORTED/)
   t.same(proxy.legacy.requests.map((r) => r.requestLine), [], 'legacy received nothing')
+  t.same(proxy.logs.filter((line) => line.level >= 50).map((line) => line.msg), [], 'a refused method is no error of ficus\'s')
 })
 
 t.test('a GET or HEAD with a body is a 400 that closes the connection, never a 500, and is not forwarded', async (t) => {
