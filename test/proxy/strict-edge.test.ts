@@ -196,3 +196,25 @@ t.test('an offer of cleartext HTTP/2 alone is ignored: the request is served ove
   t.same(record.values('upgrade'), [], 'the offer goes no further')
   t.same(record.values('http2-settings'), [], 'nor does its Connection-listed header')
 })
+
+t.test('framings a server could read two ways are refused before ficus sees them, nothing forwarded', async (t) => {
+  const proxy = await startProxy(t)
+  const AMBIGUOUS = fc.constantFrom(
+    ['Content-Length: 3', 'Transfer-Encoding: chunked'],
+    ['Content-Length: 3', 'Content-Length: 4'],
+    ['Content-Length: 3', 'Content-Length: 3'],
+    ['Content-Length: +3'],
+    ['Transfer-Encoding: chunked, identity'],
+    ['Transfer-Encoding: identity'],
+    ['Transfer-Encoding: xchunked'],
+    ['Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'],
+    ['Content-Length : 3'],
+    ['X-A: 1', '  Transfer-Encoding: chunked']
+  )
+  await fc.assert(fc.asyncProperty(AMBIGUOUS, fc.constantFrom('POST', 'PUT', 'DELETE'), fc.boolean(), async (framing, method, shuffled) => {
+    const lines = shuffled ? [...framing].reverse() : framing
+    const answer = await exchange(t, proxy, [`${method} /upload HTTP/1.1`, 'Host: school-b.localhost', ...lines], '3\r\nabc\r\n0\r\n\r\n')
+    if (answer.statusCode !== 400) throw new Error(`${lines.join(' | ')}: ${answer.statusCode}`)
+  }), { numRuns: 40 })
+  t.same(proxy.legacy.requests.map((r) => r.requestLine), [], 'legacy received none')
+})
