@@ -24,6 +24,8 @@ export interface PgBouncerOptions {
   readonly maxClientConnections: number
   /** Server connections per database whatever the users: `max_db_connections` (0 = no cap). */
   readonly maxDbConnections?: number
+  /** Server connections per user whatever the databases: `max_user_connections` (0 = no cap). */
+  readonly maxUserConnections?: number
   /** Idle server connections are closed after this: `server_idle_timeout`. */
   readonly serverIdleTimeoutSeconds?: number
 }
@@ -81,6 +83,7 @@ export async function startPgBouncer (options: PgBouncerOptions): Promise<PgBoun
     'reserve_pool_size = 0',
     `max_client_conn = ${options.maxClientConnections}`,
     `max_db_connections = ${options.maxDbConnections ?? 0}`,
+    `max_user_connections = ${options.maxUserConnections ?? 0}`,
     `server_idle_timeout = ${options.serverIdleTimeoutSeconds ?? 60}`,
     // Transaction pooling: nothing is reset between clients, as nothing outlives a transaction.
     'server_reset_query =',
