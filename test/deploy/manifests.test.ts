@@ -107,6 +107,9 @@ for (const dir of OVERLAYS) {
       t.ok(container.resources.limits.memory !== undefined, 'memory limit')
       t.ok(pod.topologySpreadConstraints.some((c: Obj) => c.topologyKey === 'topology.kubernetes.io/zone'), 'spread over zones')
       t.notOk('replicas' in deployment.spec, 'the HPA owns the replica count')
+      // The only file ficus writes is the Unleash backup: it must land on a writable volume.
+      const writable = (container.volumeMounts as Obj[]).filter((mount) => pod.volumes.some((v: Obj) => v.name === mount.name && v.emptyDir !== undefined))
+      t.ok(writable.some((mount) => config.UNLEASH_BACKUP_DIR === mount.mountPath), `UNLEASH_BACKUP_DIR ${config.UNLEASH_BACKUP_DIR} is an emptyDir mount`)
     })
 
     t.test('node runs with the flags `npm start` uses', async (t) => {
