@@ -18,7 +18,8 @@ import { BASE_DOMAIN, BENCH_FLAGS, cohortsOf, SCHOOLS, SESSION_COOKIE, VISITED_S
 import { ConnectionPeak, createSchoolDatabases, dropBenchDatabases, type SchoolDatabases } from './lib/postgres.ts'
 import { CLOCK_TICKS_PER_SECOND, coreTimes, get, processTree, spawnPinned, treeCpuTicks, treeRssBytes, waitReady, type Pinned } from './lib/proc.ts'
 import { commandsBetween, createBenchSessions, REDIS_URL, type BenchSessions } from './lib/redis.ts'
-import { DATABASE_POOL_SIZE, DATABASE_POOLS_MAX, PROBE_HOST, RSS_TARGET_BYTES, SCENARIOS, SESSION_ROUND_TRIPS_BOUND, TARGETS, type Scenario } from './lib/scenarios.ts'
+import { startPgBouncer, type PgBouncer } from '../test/helpers/pgbouncer.ts'
+import { DATABASE_POOL_SIZE, DATABASE_POOLS_MAX, PGBOUNCER_MAX_SERVER_CONNECTIONS, PGBOUNCER_POOL_SIZE, PROBE_HOST, RSS_TARGET_BYTES, SCENARIOS, SESSION_ROUND_TRIPS_BOUND, TARGETS, type Scenario } from './lib/scenarios.ts'
 import { ensureTools, type Tools } from './lib/tools.ts'
 import { errorCount, runWrk, type WrkResult } from './lib/wrk.ts'
 import type { FlagCost } from './flag-cost.ts'
@@ -93,6 +94,8 @@ interface Sample {
   }
   /** Peak server connections to the school databases, sampled over warm-up and run. */
   readonly pgPeakConnections?: number
+  /** Through PgBouncer: peak client connections ficus held to it, and its peak server connections. */
+  readonly bouncerPeak?: { readonly client: number, readonly server: number }
   /** Processes of the contender (primary and workers). */
   readonly processes: number
 }
@@ -193,8 +196,31 @@ function machine (tools: Tools): Record<string, string | number> {
 interface Services {
   sessions?: BenchSessions
   databases?: SchoolDatabases
+  /** Whether a private PgBouncer starts here (one is started per (d-bouncer) measurement). */
+  bouncer?: { readonly version: string }
   /** Why a service is missing, for the scenarios that need it. */
-  readonly missing: Partial<Record<'redis' | 'postgres', string>>
+  readonly missing: Partial<Record<'redis' | 'postgres' | 'pgbouncer', string>>
+}
+
+/** Samples a PgBouncer's pools until stopped; resolves with the peaks. */
+function sampleBouncer (bouncer: PgBouncer, intervalMs: number): { stop (): Promise<{ client: number, server: number }> } {
+  const peak = { client: 0, server: 0 }
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      const counts = await bouncer.counts()
+      peak.client = Math.max(peak.client, counts.client)
+      peak.server = Math.max(peak.server, counts.server)
+      await new Promise((resolve) => setTimeout(resolve, intervalMs))
+    }
+  })()
+  return {
+    async stop () {
+      running = false
+      await loop
+      return peak
+    }
+  }
 }
 
 class Bench {
@@ -227,11 +253,12 @@ class Bench {
     return this.#services
   }
 
-  #nodeEnv (scenario: Scenario, port: number): NodeJS.ProcessEnv {
+  #nodeEnv (scenario: Scenario, port: number, bouncer: PgBouncer | undefined): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', MALLOC_TRIM_THRESHOLD_: MALLOC_TRIM_THRESHOLD }
     const upstream = `http://127.0.0.1:${this.#upstreamPort}`
     if (!scenario.contender.ficus) return { ...env, BENCH_PORT: String(port), BENCH_UPSTREAM: upstream }
     const { sessions, databases } = this.#services
+    const template = scenario.databasePath === 'pgbouncer' ? bouncer?.urlTemplate : databases?.directTemplate
     return {
       ...env,
       // Every ficus runs as production would: sessions in Redis (legacy-bound requests must not
@@ -240,8 +267,9 @@ class Bench {
       ...(sessions === undefined ? {} : { REDIS_URL, SESSION_CODEC: 'json', SESSION_KEY_PREFIX: sessions.prefix }),
       ...(databases === undefined
         ? {}
-        : { DATABASE_URL: databases.controlUrl, TENANT_POOLS_MAX: String(DATABASE_POOLS_MAX), TENANT_POOL_SIZE: String(DATABASE_POOL_SIZE) }),
+        : { DATABASE_URL: databases.controlUrl, TENANT_DATABASE_URL_TEMPLATE: template ?? '', TENANT_POOLS_MAX: String(DATABASE_POOLS_MAX), TENANT_POOL_SIZE: String(DATABASE_POOL_SIZE) }),
       ...scenario.contender.env,
+      ...scenario.env,
       LEGACY_URL: upstream,
       PORT: String(port),
       HOST: '127.0.0.1',
@@ -256,7 +284,7 @@ class Bench {
   }
 
   /** Starts the scenario's proxy on the proxy core; the upstream itself for direct runs. */
-  async start (scenario: Scenario, nodeFlags: readonly string[] = []): Promise<{ port: number, process: Pinned | undefined }> {
+  async start (scenario: Scenario, nodeFlags: readonly string[] = [], bouncer?: PgBouncer): Promise<{ port: number, process: Pinned | undefined }> {
     const contender = scenario.contender
     if (contender.kind === 'upstream') return { port: this.#upstreamPort, process: undefined }
     const port = await freePort()
@@ -267,7 +295,7 @@ class Bench {
     } else {
       const entry = compiled(contender.entry ?? '')
       const flags = [...this.#settings.nodeFlags, ...(contender.ficus ? this.#settings.ficusNodeFlags : []), ...(contender.nodeFlags ?? []), ...nodeFlags]
-      process = spawnPinned(this.#tools.taskset, contender.cpus ?? PROXY_CPU, globalThis.process.execPath, [...flags, entry, ...(contender.args ?? [])], this.#nodeEnv(scenario, port))
+      process = spawnPinned(this.#tools.taskset, contender.cpus ?? PROXY_CPU, globalThis.process.execPath, [...flags, entry, ...(contender.args ?? [])], this.#nodeEnv(scenario, port, bouncer))
     }
     try {
       await waitReady(port, scenario.path, PROBE_HOST, process)
@@ -307,6 +335,7 @@ class Bench {
   unavailable (scenario: Scenario): string | undefined {
     if (scenario.needs === 'redis' && this.#services.sessions === undefined) return `needs Redis at ${REDIS_URL}: ${this.#services.missing.redis ?? 'not set up'}`
     if (scenario.needs === 'postgres' && this.#services.databases === undefined) return `needs PostgreSQL: ${this.#services.missing.postgres ?? 'not set up'}`
+    if (scenario.databasePath === 'pgbouncer' && this.#services.bouncer === undefined) return `needs pgbouncer: ${this.#services.missing.pgbouncer ?? 'not set up'}`
     return undefined
   }
 
@@ -329,13 +358,25 @@ class Bench {
     const sessions = this.#services.sessions
     const countRedis = sessions !== undefined && scenario.contender.ficus
     const atStart = countRedis ? await sessions.counters() : undefined
-    const { port, process } = await this.start(scenario)
+    // A fresh PgBouncer per measurement, as a fresh proxy: none of its server connections
+    // outlives it into the next scenario's count.
+    const bouncer = scenario.databasePath === 'pgbouncer' ? await startBenchBouncer() : undefined
+    let started: { port: number, process: Pinned | undefined }
+    try {
+      started = await this.start(scenario, [], bouncer)
+    } catch (error) {
+      await bouncer?.stop()
+      throw error
+    }
+    const { port, process } = started
     const peak = scenario.needs === 'postgres' ? new ConnectionPeak() : undefined
+    let bouncerSampling: ReturnType<typeof sampleBouncer> | undefined
     try {
       const pids = process === undefined ? [] : processTree(process.pid)
       const rssAtStart = process === undefined ? undefined : treeRssBytes(pids)
       await this.probe(scenario, port, process)
       await peak?.start(CONNECTION_SAMPLE_MS)
+      if (bouncer !== undefined) bouncerSampling = sampleBouncer(bouncer, CONNECTION_SAMPLE_MS)
       const warmup = await this.#wrk(scenario, port, this.#settings.warmup)
       const upstreamPid = this.#upstream?.pid ?? 0
       const redisBefore = countRedis ? await sessions.counters() : undefined
@@ -350,6 +391,7 @@ class Bench {
         backgroundPerSecond = commandsBetween(redisAfter, await (sessions as BenchSessions).counters()).total / (idleMs / 1_000)
       }
       await peak?.stop()
+      const bouncerPeak = await bouncerSampling?.stop()
       const rss = process === undefined ? undefined : treeRssBytes(pids)
       const seconds = result.durationUs / 1e6
       const requests = Math.max(result.requests, 1)
@@ -388,11 +430,14 @@ class Bench {
               }
             }),
         ...(peak === undefined ? {} : { pgPeakConnections: peak.peak }),
+        ...(bouncerPeak === undefined ? {} : { bouncerPeak }),
         processes: pids.length
       }
     } finally {
       await peak?.stop()
+      await bouncerSampling?.stop()
       await process?.stop()
+      await bouncer?.stop()
     }
   }
 
@@ -675,11 +720,38 @@ function scenarioNotes (results: readonly ScenarioResult[], services: Services, 
     notes.push(`scenario (d): peak server connections (pg_stat_activity, every ${CONNECTION_SAMPLE_MS} ms) ${peak?.max ?? '-'} against ${DATABASE_POOLS_MAX} x ${DATABASE_POOL_SIZE} = ${limit}: ` +
       `${peak === undefined ? 'not sampled' : peak.max <= limit ? 'within the bound' : 'OVER THE BOUND'}; RSS after the run ${fmt.mb(d.summary?.rssBytes)} MB`)
   }
+  const bounced = results.find((r) => r.id === 'ficus-d-bouncer/small')
+  if (bounced !== undefined && bounced.samples.length > 0 && databases !== undefined) {
+    const server = spread(bounced.samples.map((x) => x.pgPeakConnections))
+    const client = spread(bounced.samples.map((x) => x.bouncerPeak?.client))
+    const limit = Math.min(databases.databases * PGBOUNCER_POOL_SIZE, PGBOUNCER_MAX_SERVER_CONNECTIONS)
+    notes.push(`scenario (d-bouncer): the same schools and databases through a private PgBouncer (${services.bouncer?.version ?? '-'}) in transaction mode ` +
+      `(default_pool_size=${PGBOUNCER_POOL_SIZE}, max_user_connections=${PGBOUNCER_MAX_SERVER_CONNECTIONS}); ficus with TENANT_POOLS_MAX=${SCHOOLS} TENANT_POOL_SIZE=${DATABASE_POOL_SIZE}: ` +
+      `peak client connections ficus -> PgBouncer ${client?.max ?? '-'} (bound ${SCHOOLS} x ${DATABASE_POOL_SIZE}), peak server connections PgBouncer -> PostgreSQL (pg_stat_activity) ${server?.max ?? '-'} ` +
+      `against min(${databases.databases} databases x ${PGBOUNCER_POOL_SIZE}, ${PGBOUNCER_MAX_SERVER_CONNECTIONS}) = ${limit}: ${server === undefined ? 'not sampled' : server.max <= limit ? 'within the bound' : 'OVER THE BOUND'}; ` +
+      `against (d): ${compare(bounced, d)}`)
+  }
+  const hot = results.find((r) => r.id === 'ficus-d-hot/small')
+  const hotThree = results.find((r) => r.id === 'ficus-d-hot-3rt/small')
+  if (hot !== undefined && hotThree !== undefined && hot.samples.length > 0 && hotThree.samples.length > 0) {
+    notes.push(`single-round-trip read: (d-hot), the register read in one round trip, against (d-hot-3rt), the same read in three (BEGIN + SET LOCAL, SELECT, COMMIT): ${compare(hot, hotThree)}`)
+  }
   const e = results.find((r) => r.id === 'ficus-e/small')
   if (e !== undefined && e.samples.length > 0) {
     notes.push(`scenario (e): proxy/main.ts with WORKERS=2 ran as ${e.samples[0]?.processes ?? '-'} processes (primary + workers) on both cores, sharing core ${LOAD_CPU} with wrk and the upstream; CPU and RSS are summed over them`)
   }
   return notes
+}
+
+/** req/s, p99 and CPU per request of `a` over `b`, medians of the same run. */
+function compare (a: ScenarioResult, b: ScenarioResult | undefined): string {
+  const ratio = (x: number | undefined, y: number | undefined): string => x === undefined || y === undefined || y === 0 ? '-' : (x / y).toFixed(2)
+  const sa = a.summary
+  const sb = b?.summary
+  if (sb === undefined || sa === undefined) return 'not measured in this run'
+  return `req/s ${Math.round(sa.rps?.median ?? 0)} vs ${Math.round(sb.rps?.median ?? 0)} (${ratio(sa.rps?.median, sb.rps?.median)}x), ` +
+    `p99 ${fmt.ms(sa.p99Us)} vs ${fmt.ms(sb.p99Us)} ms (${ratio(sa.p99Us?.median, sb.p99Us?.median)}x), ` +
+    `CPU ${sa.cpuUsPerRequest?.median.toFixed(1) ?? '-'} vs ${sb.cpuUsPerRequest?.median.toFixed(1) ?? '-'} µs/req`
 }
 
 function timestamp (): string {
@@ -715,7 +787,8 @@ async function runTable (bench: Bench, settings: Settings, tools: Tools): Promis
       result.samples.push(sample)
       const warn = sample.errors > 0 ? `  ${sample.errors} ERRORS` : ''
       const redis = sample.redis === undefined ? '' : `  redis ${(sample.redis.measured.total / Math.max(sample.requests, 1)).toFixed(3)}/req`
-      const pg = sample.pgPeakConnections === undefined ? '' : `  pg peak ${sample.pgPeakConnections} conns`
+      const pg = (sample.pgPeakConnections === undefined ? '' : `  pg peak ${sample.pgPeakConnections} conns`) +
+        (sample.bouncerPeak === undefined ? '' : ` (ficus -> pgbouncer ${sample.bouncerPeak.client})`)
       log(`round ${round + 1}/${settings.rounds}  ${scenario.id.padEnd(22)} ${Math.round(sample.rps).toString().padStart(6)} req/s  p99 ${(sample.p99Us / 1_000).toFixed(2)} ms  ` +
         `cpu ${sample.cpuUsPerRequest?.toFixed(1) ?? '-'} µs/req  load core ${sample.loadCorePercent.toFixed(0)}%  other on proxy core ${sample.proxyCoreOtherPercent.toFixed(0)}%${redis}${pg}${warn}`)
     }
@@ -780,13 +853,13 @@ function selectedIds (settings: Settings): string[] {
   return SCENARIOS.filter((s) => s.pending === undefined && (settings.only === undefined || s.id.includes(settings.only))).map((s) => s.id)
 }
 
-function needsOf (ids: readonly string[]): { redis: boolean, postgres: boolean } {
+function needsOf (ids: readonly string[]): { redis: boolean, postgres: boolean, pgbouncer: boolean } {
   const scenarios = SCENARIOS.filter((s) => ids.includes(s.id))
   const ficus = scenarios.some((s) => s.contender.ficus)
-  return { redis: ficus, postgres: ficus }
+  return { redis: ficus, postgres: ficus, pgbouncer: scenarios.some((s) => s.databasePath === 'pgbouncer') }
 }
 
-async function setUpServices (needs: { redis: boolean, postgres: boolean }, settings: Settings): Promise<Services> {
+async function setUpServices (needs: { redis: boolean, postgres: boolean, pgbouncer: boolean }, settings: Settings): Promise<Services> {
   const services: Services = { missing: {} }
   if (needs.redis) {
     try {
@@ -809,7 +882,27 @@ async function setUpServices (needs: { redis: boolean, postgres: boolean }, sett
       log(`postgres not available (${(error as Error).message}): scenario (d) is pending, the others read the tenants file`)
     }
   }
+  if (needs.pgbouncer && services.databases !== undefined) {
+    try {
+      const bouncer = await startBenchBouncer()
+      await bouncer.stop()
+      services.bouncer = { version: versionOf('pgbouncer', ['--version']) }
+      log(`pgbouncer: ${services.bouncer.version}, started in transaction mode for each (d-bouncer) measurement`)
+    } catch (error) {
+      services.missing.pgbouncer = (error as Error).message
+      log(`pgbouncer not available (${(error as Error).message}): scenario (d-bouncer) is pending`)
+    }
+  }
   return services
+}
+
+/** (d-bouncer)'s PgBouncer: its budget towards PostgreSQL, and room for a pool per school. */
+function startBenchBouncer (): Promise<PgBouncer> {
+  return startPgBouncer({
+    poolSize: PGBOUNCER_POOL_SIZE,
+    maxUserConnections: PGBOUNCER_MAX_SERVER_CONNECTIONS,
+    maxClientConnections: SCHOOLS * DATABASE_POOL_SIZE + 100
+  })
 }
 
 async function tearDownServices (services: Services): Promise<void> {

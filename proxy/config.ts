@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { parseSessionConfig, type SessionConfig } from '../sessions/config.ts'
 import { parseTenantDbConfig, type TenantDbConfig } from '../tenant-db/config.ts'
 import { parseSafetyConfig, type SafetyConfig } from '../safety/config.ts'
+import { ALL_ACTIVE, COHORT_ENTRY_PATTERN } from '../safety/prewarm-schools.ts'
 import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
 import { readOneOf, readWholeNumber, type Env } from '../config/env.ts'
@@ -53,7 +54,8 @@ export const DEFAULTS = Object.freeze({
   WORKERS: 1,
   PREWARM_LEGACY_CONNECTIONS: 4,
   PREWARM_PATH: '/',
-  PREWARM_TIMEOUT_MS: 5_000
+  PREWARM_TIMEOUT_MS: 5_000,
+  PREWARM_CONCURRENCY: 16
 })
 
 export type BareDomainPolicy = 'not-found' | 'legacy'
@@ -119,8 +121,10 @@ export interface Config {
   readonly prewarmLegacyConnections: number
   readonly prewarmPath: string
   readonly prewarmTimeoutMs: number
-  /** The busiest schools, whose databases are opened before /readyz reports ready. */
+  /** Schools whose databases are opened before /readyz reports ready: ids, `cohort:<name>`, `all-active`. */
   readonly prewarmSchools: readonly string[]
+  /** School databases opened at once by the pre-warm. */
+  readonly prewarmConcurrency: number
 }
 
 export interface UnleashConfig {
@@ -215,6 +219,7 @@ export function parseConfig (env: Env): Config {
     prewarmPath: read.path('PREWARM_PATH', DEFAULTS.PREWARM_PATH),
     prewarmTimeoutMs: read.integer('PREWARM_TIMEOUT_MS', DEFAULTS.PREWARM_TIMEOUT_MS, 1, 600_000),
     prewarmSchools: read.schoolList('PREWARM_SCHOOLS'),
+    prewarmConcurrency: read.integer('PREWARM_CONCURRENCY', DEFAULTS.PREWARM_CONCURRENCY, 1, 1_024),
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], DEFAULTS.LOG_LEVEL)
   }
   for (const header of config.legacyAllowHeaders) {
@@ -337,8 +342,8 @@ class EnvReader {
     if (value === undefined) return []
     const entries = value.split(',').map((entry) => entry.trim().toLowerCase()).filter((entry) => entry !== '')
     for (const entry of entries) {
-      if (!TENANT_ID_PATTERN.test(entry)) {
-        this.#problems.push(`${name} must list school ids separated by commas, e.g. ${name}=school-a,school-b (bad entry: ${entry})`)
+      if (entry !== ALL_ACTIVE && !COHORT_ENTRY_PATTERN.test(entry) && !TENANT_ID_PATTERN.test(entry)) {
+        this.#problems.push(`${name} must list school ids, cohort:<name> or ${ALL_ACTIVE}, separated by commas, e.g. ${name}=cohort:pilot,school-a (bad entry: ${entry})`)
       }
     }
     return Object.freeze(entries)

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { FicusMetrics } from '../metrics/registry.ts'
 import { closeGracefully, Prewarm, sleep } from '../safety/lifecycle.ts'
+import { openPrewarmSchools, selectPrewarmSchools } from '../safety/prewarm-schools.ts'
 import { INTERNAL_HEADER, SafetyNet } from '../safety/safety-net.ts'
 import { tenantDatabase } from '../tenant-db/index.ts'
 import { startDemoLegacyApp, type DemoLegacyApp } from '../demo/legacy-app.ts'
@@ -90,11 +91,20 @@ async function main (): Promise<void> {
     prewarm.add({
       name: 'school databases',
       run: async () => {
-        await Promise.all(config.prewarmSchools.map(async (id) => {
-          const tenant = registry.get(id)
-          if (tenant === undefined) throw new Error(`PREWARM_SCHOOLS names ${id}, which is not in the registry`)
-          await tenantDatabase(tenant).query('SELECT 1')
-        }))
+        const { schools, unknown } = selectPrewarmSchools(config.prewarmSchools, registry.all())
+        const { tenantDb } = config
+        const outcome = await openPrewarmSchools(schools, async (tenant) => { await tenantDatabase(tenant).query('SELECT 1') }, {
+          concurrency: config.prewarmConcurrency,
+          timeoutMs: config.prewarmTimeoutMs,
+          max: tenantDb.databaseUrl === undefined ? tenantDb.pgliteMax : tenantDb.poolsMax
+        })
+        logger.info({ selected: schools.length, opened: outcome.opened, failed: outcome.failed.length, skipped: outcome.skipped }, 'school databases pre-warmed')
+        const problems = [
+          ...(unknown.length > 0 ? [`PREWARM_SCHOOLS names ${unknown.join(', ')}, not in the registry`] : []),
+          ...(outcome.failed.length > 0 ? [`${outcome.failed.length} of ${schools.length} failed (first: ${outcome.failed[0]?.id}: ${outcome.failed[0]?.error})`] : []),
+          ...(outcome.skipped > 0 ? [`${outcome.skipped} of ${schools.length} left closed (pool cap or PREWARM_TIMEOUT_MS)`] : [])
+        ]
+        if (problems.length > 0) throw new Error(`${outcome.opened} opened; ${problems.join('; ')}`)
       }
     })
   }

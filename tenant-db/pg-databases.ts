@@ -1,7 +1,8 @@
 // Schools' databases on PostgreSQL: one small pg pool per school, opened on first use, at most
 // `poolsMax` of them (least recently used idle one closed to make room). Safe behind PgBouncer in
 // transaction mode: nothing outlives a transaction on a connection (the statement timeout is SET
-// LOCAL), and statements are never named, so no prepared statement is left on a server.
+// LOCAL), and statements are never named, so no prepared statement is left on a server. A lone
+// statement (`query`) travels in one round trip (pg-one-round-trip.ts).
 import { Pool } from 'pg'
 import type { PoolClient } from 'pg'
 import type { Tenant } from '../tenants/tenant.ts'
@@ -9,6 +10,7 @@ import { BoundedLru } from './bounded-lru.ts'
 import type { TenantDbConfig } from './config.ts'
 import type { QueryResult, Row, TenantDatabase, TenantDatabases, TenantDatabasesStats, TenantTransaction } from './database.ts'
 import { TenantDbErrors } from './errors.ts'
+import { queryInOneRoundTrip } from './pg-one-round-trip.ts'
 import { inPgTransaction, PG_TYPES } from './pg-transaction.ts'
 
 export const DEFAULT_APPLICATION_NAME = 'ficus'
@@ -26,6 +28,7 @@ const ignore = (): void => {}
 
 type Work<T> = (tx: TenantTransaction) => Promise<T>
 type Runner = <T>(work: Work<T>) => Promise<T>
+type QueryRunner = <R extends object>(text: string, values?: readonly unknown[]) => Promise<QueryResult<R>>
 
 export class PgTenantDatabases implements TenantDatabases {
   readonly kind = 'postgres'
@@ -48,7 +51,8 @@ export class PgTenantDatabases implements TenantDatabases {
   database (tenant: Tenant): TenantDatabase {
     const tenantId = tenant.id
     const url = tenant.databaseUrl
-    return new PgTenantDatabase(tenantId, <T>(work: Work<T>) => this.#run(tenantId, url, work))
+    return new PgTenantDatabase(tenantId, <T>(work: Work<T>) => this.#run(tenantId, url, work),
+      <R extends object>(text: string, values?: readonly unknown[]) => this.#queryOnce<R>(tenantId, url, text, values))
   }
 
   stats (): TenantDatabasesStats {
@@ -95,19 +99,38 @@ export class PgTenantDatabases implements TenantDatabases {
       this.#lru.release(entry)
     }
   }
+
+  // One statement: the same transaction and statement timeout as #run, in one round trip.
+  async #queryOnce<R extends object> (tenantId: string, url: string | undefined, text: string, values: readonly unknown[] | undefined): Promise<QueryResult<R>> {
+    if (url === undefined) throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNCONFIGURED(tenantId)
+    const entry = await this.#lru.acquire(tenantId, url, this.#options.connectTimeoutMs)
+    try {
+      let client: PoolClient
+      try {
+        client = await entry.resource.connect()
+      } catch (error) {
+        throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNAVAILABLE(tenantId, { cause: error })
+      }
+      return await queryInOneRoundTrip<R>(client, tenantId, this.#options.statementTimeoutMs, text, values, (broken) => client.release(broken))
+    } finally {
+      this.#lru.release(entry)
+    }
+  }
 }
 
 class PgTenantDatabase implements TenantDatabase {
   readonly tenantId: string
   readonly #run: Runner
+  readonly #queryOnce: QueryRunner
 
-  constructor (tenantId: string, run: Runner) {
+  constructor (tenantId: string, run: Runner, queryOnce: QueryRunner) {
     this.tenantId = tenantId
     this.#run = run
+    this.#queryOnce = queryOnce
   }
 
   query<R extends object = Row> (text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
-    return this.#run((tx) => tx.query<R>(text, values))
+    return this.#queryOnce<R>(text, values)
   }
 
   transaction<T> (work: Work<T>): Promise<T> {

@@ -20,6 +20,8 @@ export const BENCH_PATHS = Object.freeze({
   session: '/me',
   /** The real attendance register read, on the class every bench school database holds. */
   database: '/attendance/7B?date=2026-11-27',
+  /** The same read through db.transaction: three round trips. */
+  databaseThreeRoundTrips: '/bench/register-3rt/7B?date=2026-11-27',
   /** A real migrated page whose flag is off for the visited schools: decided, then legacy. */
   legacyPage: '/timetable'
 })

@@ -23,6 +23,8 @@ const BENCH_PUPILS = 25
 
 export interface SchoolDatabases {
   readonly controlUrl: string
+  /** TENANT_DATABASE_URL_TEMPLATE straight to PostgreSQL (the rows give only database_name). */
+  readonly directTemplate: string
   readonly databases: number
   readonly schools: number
   readonly setupMs: number
@@ -96,13 +98,15 @@ export async function createSchoolDatabases (schools: number, databases: number,
     }
   }))
   await withClient(CONTROL_DATABASE, (client) => client.query(
-    `INSERT INTO tenants (id, name, database_url, status, cohorts)
-     SELECT id, 'School ' || id, url, 'active', string_to_array(cohorts, ',') FROM unnest($1::text[], $2::text[], $3::text[]) AS t(id, url, cohorts)`, [
+    // By name, not URL: TENANT_DATABASE_URL_TEMPLATE then says whether they are reached
+    // directly or through PgBouncer, with the same registry.
+    `INSERT INTO tenants (id, name, database_name, status, cohorts)
+     SELECT id, 'School ' || id, name, 'active', string_to_array(cohorts, ',') FROM unnest($1::text[], $2::text[], $3::text[]) AS t(id, name, cohorts)`, [
       Array.from({ length: schools }, (_, i) => schoolId(i)),
-      Array.from({ length: schools }, (_, i) => url(schoolDatabaseName(i % databases))),
+      Array.from({ length: schools }, (_, i) => schoolDatabaseName(i % databases)),
       Array.from({ length: schools }, (_, i) => cohortsOf(i).join(','))
     ]))
-  return { controlUrl: url(CONTROL_DATABASE), databases, schools, setupMs: Date.now() - started }
+  return { controlUrl: url(CONTROL_DATABASE), directTemplate: url('{database}'), databases, schools, setupMs: Date.now() - started }
 }
 
 /** Highest number of server connections to the bench's school databases seen while sampling. */

@@ -38,6 +38,10 @@ export interface Scenario {
   readonly needs?: 'redis' | 'postgres'
   /** Several processes (WORKERS): CPU and RSS are summed over the process and its children. */
   readonly processTree?: boolean
+  /** How the school databases are reached (scenario d): straight to PostgreSQL by default. */
+  readonly databasePath?: 'direct' | 'pgbouncer'
+  /** Extra environment of this scenario's ficus. */
+  readonly env?: Readonly<Record<string, string>>
   /** Set while the scenario cannot run yet: says what it waits for. */
   readonly pending?: string
 }
@@ -87,6 +91,11 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'ficus-c/small', label: 'ficus (c) migrated GET /me, Redis session read', contender: FICUS, payload: 'small', path: BENCH_PATHS.session, expect: { servedBy: 'new' }, sessionCookie: true, needs: 'redis' },
   { id: 'ficus-d/small', label: `ficus (d) migrated GET /attendance, school database read, ${SCHOOLS} schools, TENANT_POOLS_MAX=50`, contender: FICUS, payload: 'small', path: BENCH_PATHS.database, expect: { servedBy: 'new' }, schools: SCHOOLS, needs: 'postgres' },
   { id: 'ficus-d-hot/small', label: `ficus (d) the same, Host over ${DATABASE_POOLS_MAX_FOR_LABEL} schools only (every pool stays open)`, contender: FICUS, payload: 'small', path: BENCH_PATHS.database, expect: { servedBy: 'new' }, schools: DATABASE_POOLS_MAX_FOR_LABEL, needs: 'postgres' },
+  // Through a real PgBouncer in transaction mode, a pool per registered school left open.
+  { id: 'ficus-d-bouncer/small', label: `ficus (d) through PgBouncer (transaction mode), ${SCHOOLS} schools, TENANT_POOLS_MAX=${SCHOOLS} (no eviction)`, contender: FICUS, payload: 'small', path: BENCH_PATHS.database, expect: { servedBy: 'new' }, schools: SCHOOLS, needs: 'postgres', databasePath: 'pgbouncer', env: { TENANT_POOLS_MAX: String(SCHOOLS) } },
+  // (d-hot) with the register read as before one-round-trip reads: BEGIN + SET LOCAL, the
+  // SELECT, COMMIT (db.transaction), on the bench's own copy of the route.
+  { id: 'ficus-d-hot-3rt/small', label: `ficus (d-hot) the same read in three round trips (transaction), ${DATABASE_POOLS_MAX_FOR_LABEL} schools`, contender: FICUS, payload: 'small', path: BENCH_PATHS.databaseThreeRoundTrips, expect: { servedBy: 'new' }, schools: DATABASE_POOLS_MAX_FOR_LABEL, needs: 'postgres' },
   { id: 'ficus-e/small', label: 'ficus (e) WORKERS=2 (proxy/main.ts), legacy-bound page, 1 KiB', contender: FICUS_WORKERS, payload: 'small', path: BENCH_PATHS.legacyPage, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' }, processTree: true },
   ...baselines('large'),
   { id: 'ficus-a/large', label: 'ficus (a) legacy-bound, 100 KiB', contender: FICUS, payload: 'large', path: BENCH_PATHS.large, expect: { bytes: LARGE_BYTES, servedBy: 'legacy' } }
@@ -118,5 +127,11 @@ export const SESSION_ROUND_TRIPS_BOUND = 1
 /** Scenario (d)'s pool settings: the issue's cap, and one connection per pool (see bench/README.md). */
 export const DATABASE_POOLS_MAX = DATABASE_POOLS_MAX_FOR_LABEL
 export const DATABASE_POOL_SIZE = 1
+/**
+ * PgBouncer's budget towards PostgreSQL in (d-bouncer): server connections per school database,
+ * and at most this many over all of them (this server has max_connections=100, shared).
+ */
+export const PGBOUNCER_POOL_SIZE = 1
+export const PGBOUNCER_MAX_SERVER_CONNECTIONS = 40
 
 export const RSS_TARGET_BYTES = 150 * 1_024 * 1_024
