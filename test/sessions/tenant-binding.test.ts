@@ -66,25 +66,37 @@ t.test('legacy-bound requests look each binding up once per id', async (t) => {
   t.equal(await bindings.legacyCookieHeader(`x=1; session=${b}; y=2`, 'school-b'), `x=1; session=${b}; y=2`)
 })
 
-t.test('ids that are unknown or not yet bound are not cached, and never stripped', async (t) => {
-  const { store, seed } = await setUp(t)
-  const bindings = new SessionBindings({ store, codec: jsonCodec, signer: undefined, cookieName: 'session', tenantKey: 'tenant' })
+t.test('ids with no record are stripped and remembered briefly; records bound to no school pass and are read each time', async (t) => {
+  const { admin, store, seed } = await setUp(t)
+  let now = 1_000_000
+  const bindings = new SessionBindings({ store, codec: jsonCodec, signer: undefined, cookieName: 'session', tenantKey: 'tenant', absentTtlMs: 5_000, now: () => now })
   const unbound = await seed({ cart: '3 items' })
-  t.equal(await bindings.mustStrip(`session=${unbound}`, 'school-a'), false)
-  t.equal(await bindings.mustStrip(`session=${randomUUID()}`, 'school-a'), false)
-  t.equal(bindings.size, 0)
+  const unknown = randomUUID()
+  const gets = await commandCount(admin, 'get')
+  t.equal(await bindings.mustStrip(`session=${unbound}`, 'school-a'), false, 'a visitor before sign-in keeps the cookie')
+  t.equal(await bindings.mustStrip(`session=${unbound}`, 'school-b'), false, 'on any school')
+  t.equal(await bindings.mustStrip(`session=${unknown}`, 'school-a'), true, 'an id with no record would let legacy create one under the client\'s id')
+  t.equal(bindings.mustStrip(`session=${unknown}`, 'school-a'), true, 'then answered from memory')
+  t.equal(await commandCount(admin, 'get') - gets, 3)
+  now += 5_001
+  t.type(bindings.mustStrip(`session=${unknown}`, 'school-a'), Promise, 'and asked again once that answer is old')
+  t.equal(bindings.size, 0, 'neither is a binding')
+  await admin.set('session:' + unbound, jsonCodec.encode({ cart: '3 items', user: 'alice', tenant: 'school-a' }), 'PX', 60_000)
+  t.equal(await bindings.mustStrip(`session=${unbound}`, 'school-b'), true, 'once signed in elsewhere, it is that school\'s')
 })
 
-t.test('with signed ids, only validly signed cookies are looked up', async (t) => {
+t.test('with signed ids, only canonically signed cookies are looked up; the rest is stripped without a read', async (t) => {
   const { admin, store, seed } = await setUp(t)
   const signer = new ItsdangerousSigner({ secret: 'binding-secret' })
   const bindings = new SessionBindings({ store, codec: jsonCodec, signer, cookieName: 'session', tenantKey: 'tenant' })
   const a = await seed({ user: 'alice', tenant: 'school-a' })
   const gets = await commandCount(admin, 'get')
-  t.equal(bindings.mustStrip(`session=${a}`, 'school-b'), false, 'an unsigned id is ignored by legacy too: nothing to strip')
-  t.equal(bindings.mustStrip(`session=${signer.sign(a).slice(0, -1)}x`, 'school-b'), false, 'a tampered one as well')
+  t.equal(bindings.mustStrip(`session=${a}`, 'school-a'), true, 'an unsigned id when ids are signed')
+  t.equal(bindings.mustStrip(`session=${signer.sign(a).slice(0, -1)}x`, 'school-a'), true, 'a tampered one')
+  t.equal(bindings.mustStrip(`session=${signer.sign(a)}; session=${signer.sign(a)}`, 'school-a'), true, 'the cookie twice')
   t.equal(await commandCount(admin, 'get'), gets, 'without a Redis read')
   t.equal(await bindings.mustStrip(`session=${signer.sign(a)}`, 'school-b'), true)
+  t.equal(bindings.mustStrip(`session=${signer.sign(a)}`, 'school-a'), false)
 })
 
 t.test('handlers: one GET to read, none when the session is not touched, another school sees nothing', async (t) => {
