@@ -1,17 +1,18 @@
 // Tenant binding: a session belongs to the school it names. Handlers on another school see no
 // session; legacy-bound requests learn each id's school with at most one Redis read per id, and
-// requests without a session cookie cost no Redis at all. Redis commands are counted on a
-// private server.
+// requests without a session cookie cost no Redis at all; ids with no record are stripped. Redis
+// commands are counted on a private server.
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import type { Teardown } from '../helpers/flask-app.ts'
-import { SessionBindings } from '../../sessions/bindings.ts'
+import { DEFAULT_ABSENT_TTL_MS, SessionBindings } from '../../sessions/bindings.ts'
 import { jsonCodec } from '../../sessions/codecs.ts'
 import sessionsPlugin from '../../sessions/plugin.ts'
 import { RedisSessionStore } from '../../sessions/redis-store.ts'
 import { ItsdangerousSigner } from '../../sessions/signer.ts'
+import { startProxy } from '../helpers/proxy-kit.ts'
 import { startRedisServer } from '../helpers/redis-server.ts'
 
 async function commandCount (redis: Redis, command: string): Promise<number> {
@@ -140,4 +141,36 @@ t.test('handlers: one GET to read, none when the session is not touched, another
   t.equal(rebind.statusCode, 500)
   t.equal(rebind.json().code, 'FICUS_ERR_SESSION_TENANT_KEY_READONLY')
   t.equal(JSON.parse(await admin.get('session:' + a) ?? '{}').tenant, 'school-a')
+})
+
+t.test('through the edge: legacy-bound requests cost at most one Redis read per new session id', async (t) => {
+  const { server, admin, seed } = await setUp(t)
+  const proxy = await startProxy(t, { env: { REDIS_URL: server.url, BASE_DOMAIN: 'example.org' }, withSessions: true })
+  const own = await Promise.all(Array.from({ length: 5 }, () => seed({ user: 'alice', tenant: 'school-a' })))
+  const foreign = await Promise.all(Array.from({ length: 3 }, () => seed({ user: 'bob', tenant: 'school-b' })))
+  const unknown = Array.from({ length: 3 }, () => randomUUID())
+  const REPEATS = 10
+  const gets = await commandCount(admin, 'get')
+  const started = Date.now()
+  for (const id of [...own, ...foreign, ...unknown]) {
+    // The first requests of an id arrive together: they share one read.
+    await Promise.all(Array.from({ length: REPEATS }, async () => {
+      const res = await proxy.send({ path: '/page', host: 'school-a.example.org', headers: { cookie: `theme=dark; session=${id}` } })
+      if (res.statusCode !== 200) throw new Error(`legacy-bound request answered ${res.statusCode}`)
+    }))
+  }
+  await proxy.send({ path: '/page', host: 'school-a.example.org', headers: { cookie: 'theme=dark' } })
+  const reads = await commandCount(admin, 'get') - gets
+  // An id with no record is remembered for DEFAULT_ABSENT_TTL_MS; a slow machine may need a second read.
+  const absentWindows = 1 + Math.floor((Date.now() - started) / DEFAULT_ABSENT_TTL_MS)
+  t.ok(reads >= own.length + foreign.length + unknown.length && reads <= own.length + foreign.length + unknown.length * absentWindows,
+    `${reads} Redis GETs for ${(own.length + foreign.length + unknown.length) * REPEATS + 1} legacy-bound requests with ${own.length + foreign.length + unknown.length} session ids`)
+
+  const byCookie = new Map<string, number>()
+  for (const request of proxy.legacy.requests) {
+    const cookie = String(request.headers.cookie)
+    byCookie.set(cookie, (byCookie.get(cookie) ?? 0) + 1)
+  }
+  for (const id of own) t.equal(byCookie.get(`theme=dark; session=${id}`), REPEATS, 'own school: the cookie passes')
+  t.equal(byCookie.get('theme=dark'), (foreign.length + unknown.length) * REPEATS + 1, 'another school\'s and unknown ids: stripped, the rest kept')
 })
