@@ -111,6 +111,23 @@ export class SessionDraft<T extends SessionShape<T> = SessionData> {
   }
 }
 
+// Writes to one session from this process take turns, so that they do not make each other retry:
+// only writers elsewhere (legacy, other ficus processes) can make a compare-and-set miss.
+const turns = new WeakMap<SessionStore, Map<string, Promise<void>>>()
+function inTurn<R> (store: SessionStore, id: string, work: () => Promise<R>): Promise<R> {
+  let byId = turns.get(store)
+  if (byId === undefined) {
+    byId = new Map()
+    turns.set(store, byId)
+  }
+  const queue = byId
+  const run = (queue.get(id) ?? Promise.resolve()).then(work)
+  const done = run.then(() => undefined, () => undefined)
+  queue.set(id, done)
+  void done.then(() => { if (queue.get(id) === done) queue.delete(id) })
+  return run
+}
+
 function pause (attempt: number): Promise<void> {
   const ms = Math.random() * Math.min(MAX_RETRY_PAUSE_MS, 2 ** attempt)
   return new Promise((resolve) => setTimeout(resolve, ms))
@@ -209,7 +226,7 @@ export class Session<T extends SessionShape<T> = SessionData> {
   async save (): Promise<void> {
     while (this.#saving !== undefined) await this.#saving
     if (this.#changes.size === 0 || this.#ended) return
-    const saving = this.#write(undefined)
+    const saving = inTurn(this.#runtime.store, this.#id, () => this.#write(undefined))
     this.#saving = saving.then(() => undefined, () => undefined).finally(() => { this.#saving = undefined })
     await saving
   }
@@ -227,7 +244,7 @@ export class Session<T extends SessionShape<T> = SessionData> {
   async update<R> (change: (draft: SessionDraft<T>) => R): Promise<R> {
     while (this.#saving !== undefined) await this.#saving
     if (this.#ended) throw SessionErrors.FICUS_ERR_SESSION_ENDED()
-    const writing = this.#write(change)
+    const writing = inTurn(this.#runtime.store, this.#id, () => this.#write(change))
     this.#saving = writing.then(() => undefined, () => undefined).finally(() => { this.#saving = undefined })
     const outcome = await writing
     if (outcome === ENDED) throw SessionErrors.FICUS_ERR_SESSION_ENDED()
