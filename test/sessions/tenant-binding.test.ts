@@ -174,3 +174,15 @@ t.test('through the edge: legacy-bound requests cost at most one Redis read per 
   for (const id of own) t.equal(byCookie.get(`theme=dark; session=${id}`), REPEATS, 'own school: the cookie passes')
   t.equal(byCookie.get('theme=dark'), (foreign.length + unknown.length) * REPEATS + 1, 'another school\'s and unknown ids: stripped, the rest kept')
 })
+
+t.test('the bare domain is no school: only a session bound to none reaches legacy there', async (t) => {
+  const { server, seed } = await setUp(t)
+  const proxy = await startProxy(t, { env: { REDIS_URL: server.url, BASE_DOMAIN: 'example.org', BARE_DOMAIN: 'legacy' }, withSessions: true })
+  const bound = await seed({ user: 'alice', tenant: 'school-a' })
+  const visitor = await seed({ cart: '1' })
+  for (const [id, expected] of [[bound, 'lang=en'], [visitor, `lang=en; session=${visitor}`], [randomUUID(), 'lang=en']] as const) {
+    const res = await proxy.send({ path: '/', host: 'example.org', headers: { cookie: `lang=en; session=${id}` } })
+    t.equal(res.statusCode, 200)
+    t.equal(proxy.legacy.requests.at(-1)?.headers.cookie, expected)
+  }
+})
