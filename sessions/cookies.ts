@@ -24,28 +24,17 @@ export type SessionCookieValue = string | undefined | typeof SEVERAL_SESSION_COO
 export const MAX_SESSION_COOKIE_LENGTH = 320
 
 const SEMICOLON = 0x3b
-const COMMA = 0x2c
-const QUOTE = 0x22
 const EQUALS = 0x3d
 const SPACE = 0x20
-const PERCENT = 0x25
-const BACKSLASH = 0x5c
 const DEL = 0x7f
-
-function isSeparator (code: number): boolean {
-  return code === SEMICOLON || code === COMMA || code === QUOTE
-}
 
 /** Blanks and controls: what werkzeug's strip() and Zope's `[\x00- ]*` skip around a name. */
 function isBlankOrControl (code: number): boolean {
   return code <= SPACE || code === DEL
 }
 
-/** RFC 6265 cookie-octet, without `%` (Zope percent-decodes values). */
-function isPlain (code: number): boolean {
-  return code > SPACE && code < DEL && code !== QUOTE && code !== COMMA && code !== SEMICOLON &&
-    code !== BACKSLASH && code !== PERCENT
-}
+/** RFC 6265 cookie-octets without `%` (Zope percent-decodes values): no quote, comma, semicolon, backslash, blank, control or non-ASCII. */
+const PLAIN_VALUE = /^[\x21\x23\x24\x26-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+$/
 
 function lowerAscii (code: number): number {
   return code >= 0x41 && code <= 0x5a ? code + 0x20 : code
@@ -58,11 +47,14 @@ const WERKZEUG_PAIR = /[^=;]*(?:[ \t\n\r\f\v]*=[ \t\n\r\f\v]*(?:"(?:[^\\"]|\\.)*
 export class SessionCookie {
   readonly name: string
   readonly #lowerName: string
+  /** The name in any letter case, anywhere. */
+  readonly #mentioned: RegExp
 
   constructor (name: string) {
     if (name.length === 0) throw new TypeError('SessionCookie needs a cookie name')
     this.name = name
     this.#lowerName = name.toLowerCase()
+    this.#mentioned = new RegExp(name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i')
   }
 
   /**
@@ -71,13 +63,28 @@ export class SessionCookie {
    */
   read (header: string | undefined): SessionCookieValue {
     if (header === undefined) return undefined
+    // Most headers hold no spelling of the name at all: one native search answers them.
+    if (!this.#mentioned.test(header) && !header.includes('%')) return undefined
     let found: SessionCookieValue
     let count = 0
     let start = 0
     const length = header.length
+    // Next separator of each kind at or after `start` (-1: none left); each search moves forward
+    // only, so reading stays linear in the header's length.
+    let semicolon = header.indexOf(';')
+    let comma = header.indexOf(',')
+    let quote = header.indexOf('"')
+    let equals = header.indexOf('=')
     while (start <= length) {
-      const end = this.#pieceEnd(header, start)
-      if (this.#namesSession(header, start, end)) {
+      if (semicolon !== -1 && semicolon < start) semicolon = header.indexOf(';', start)
+      if (comma !== -1 && comma < start) comma = header.indexOf(',', start)
+      if (quote !== -1 && quote < start) quote = header.indexOf('"', start)
+      if (equals !== -1 && equals < start) equals = header.indexOf('=', start)
+      let end = length
+      if (semicolon !== -1 && semicolon < end) end = semicolon
+      if (comma !== -1 && comma < end) end = comma
+      if (quote !== -1 && quote < end) end = quote
+      if (this.#namesSession(header, start, equals !== -1 && equals < end ? equals : end)) {
         if (++count > 1) return SEVERAL_SESSION_COOKIES
         found = this.#plainValue(header, start, end)
       }
@@ -105,22 +112,19 @@ export class SessionCookie {
     return result.length === 0 ? undefined : result
   }
 
-  #pieceEnd (header: string, from: number): number {
-    let i = from
-    while (i < header.length && !isSeparator(header.charCodeAt(i))) i++
-    return i
-  }
-
-  /** Whether the piece [start, end) names the session cookie in any spelling a parser may accept. */
-  #namesSession (header: string, start: number, end: number): boolean {
+  /** Whether the name [start, nameEnd) of a piece is the session cookie's in any spelling a parser may accept. */
+  #namesSession (header: string, start: number, nameEnd: number): boolean {
     let from = start
-    let to = header.indexOf('=', start)
-    if (to === -1 || to > end) to = end
+    let to = nameEnd
     while (from < to && isBlankOrControl(header.charCodeAt(from))) from++
     while (to > from && isBlankOrControl(header.charCodeAt(to - 1))) to--
-    if (to - from === this.#lowerName.length && this.#sameName(header, from)) return true
-    // `sess%69on`: only a name holding a `%` can decode to the cookie name.
-    if (to - from < this.#lowerName.length || header.indexOf('%', from) === -1 || header.indexOf('%', from) >= to) return false
+    const length = to - from
+    const wanted = this.#lowerName.length
+    if (length === wanted) return this.#sameName(header, from)
+    // `sess%69on`: only a longer name holding a `%` can decode to the cookie name.
+    if (length < wanted || length > wanted * 3) return false
+    const percent = header.indexOf('%', from)
+    if (percent === -1 || percent >= to) return false
     let decoded: string
     try {
       decoded = decodeURIComponent(header.slice(from, to))
@@ -147,11 +151,9 @@ export class SessionCookie {
     if (!header.startsWith(this.name, at) || header.charCodeAt(at + this.name.length) !== EQUALS) return MALFORMED_SESSION_COOKIE
     const valueStart = at + this.name.length + 1
     if (valueStart === end || end - valueStart > MAX_SESSION_COOKIE_LENGTH) return MALFORMED_SESSION_COOKIE
-    for (let i = valueStart; i < end; i++) {
-      if (!isPlain(header.charCodeAt(i))) return MALFORMED_SESSION_COOKIE
-    }
-    if (!werkzeugPairStartsAt(header, start)) return MALFORMED_SESSION_COOKIE
-    return header.slice(valueStart, end)
+    const value = header.slice(valueStart, end)
+    if (!PLAIN_VALUE.test(value) || !werkzeugPairStartsAt(header, start)) return MALFORMED_SESSION_COOKIE
+    return value
   }
 }
 
