@@ -107,6 +107,9 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       return '/'
     },
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
+    // Migrated routes get what the client sent or a 422 naming the field: ajv's default coercion
+    // would turn `"3"` into 3 or `[1]` into 1 and store a type the client never sent.
+    ajv: { customOptions: { coerceTypes: false } },
     exposeHeadRoutes: true
   })
 
@@ -144,9 +147,9 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   const bindings = parts.sessions?.bindings
   if (parts.sessions !== undefined) await app.register(sessionsPlugin, parts.sessions)
 
-  // A session belongs to the school it was created on: its cookie must not reach legacy on
-  // another school. Requests without the session cookie pass straight through.
-  function toLegacy (request: FastifyRequest, reply: FastifyReply, tenantId: string): void {
+  // The session cookie reaches legacy only when it names a session of this school, or of none yet
+  // (sessions/bindings.ts). Requests without the session cookie pass straight through.
+  function toLegacy (request: FastifyRequest, reply: FastifyReply, tenantId: string | undefined): void {
     if (request.ficusBackend === 'none') request.ficusBackend = 'legacy'
     const cookie = request.headers.cookie
     const forLegacy = bindings === undefined ? cookie : bindings.legacyCookieHeader(cookie, tenantId)
@@ -179,10 +182,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
 
     const host = hosts.resolve(request.headers.host)
     if (host.kind !== 'tenant') {
-      if (host.kind === 'bare' && config.bareDomain === 'legacy') {
-        request.ficusBackend = 'legacy'
-        return void reply.toLegacy()
-      }
+      // No school: only a session bound to none passes (toLegacy).
+      if (host.kind === 'bare' && config.bareDomain === 'legacy') return toLegacy(request, reply, undefined)
       if (host.kind === 'malformed') return done(TenantErrors.FICUS_ERR_HOST_INVALID(host.reason))
       return done(TenantErrors.FICUS_ERR_TENANT_UNKNOWN())
     }

@@ -49,7 +49,10 @@ export class ItsdangerousSigner implements SessionIdSigner {
     const signature = value.slice(at + 1)
     if (!BASE64URL.test(signature)) return undefined
     const given = Buffer.from(signature, 'base64url')
-    // Only the canonical encoding is accepted, so one id has exactly one valid cookie value.
+    // The decoded bytes are compared, as itsdangerous does; but itsdangerous also decodes other
+    // spellings to the same bytes (unused padding bits of the last character, `+` and `/`, `=`
+    // padding, characters it drops). Only the canonical spelling is accepted, so one id has exactly
+    // one cookie value, and every other spelling is stripped for legacy (sessions/bindings.ts).
     if (given.length !== this.#signatureLength || given.toString('base64url') !== signature) return undefined
     const id = value.slice(0, at)
     return timingSafeEqual(given, this.#mac(id)) ? id : undefined

@@ -27,6 +27,7 @@ export const updatePreferences = migratedRoute<{ Body: SessionDict }>({
   method: 'PUT',
   url: '/me/preferences',
   flag: 'me',
+  // Values are stored as they came (no coercion, see proxy/server.ts): legacy reads a JSON 3 as int 3.
   schema: {
     body: { type: 'object', maxProperties: 50, additionalProperties: { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'null' }] } }
   },
@@ -35,13 +36,20 @@ export const updatePreferences = migratedRoute<{ Body: SessionDict }>({
     if (session === null || session.getString(USER_KEY) === undefined) {
       return reply.code(401).send({ error: { code: 'FICUS_ERR_NOT_SIGNED_IN', message: 'No one is signed in to this school', requestId: request.id } })
     }
-    const current = session.get(PREFERENCES_KEY)
-    const merged = { ...(isDict(current) ? current : {}), ...request.body }
-    session.set(PREFERENCES_KEY, merged)
-    return { user: session.getString(USER_KEY), school: session.tenantId, preferences: merged }
+    // Merged with the preferences as the store holds them when the write is made: another tab
+    // (or legacy) changing other preferences meanwhile keeps its change.
+    const preferences = await session.update((draft) => {
+      const current = draft.get(PREFERENCES_KEY)
+      const merged: SessionDict = { ...(isDict(current) ? current : {}), ...request.body }
+      draft.set(PREFERENCES_KEY, merged)
+      return merged
+    })
+    return { user: session.getString(USER_KEY), school: session.tenantId, preferences }
   }
 })
 
 function isDict (value: unknown): value is SessionDict {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
+  if (typeof value !== 'object' || value === null) return false
+  const proto: unknown = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
 }

@@ -3,6 +3,7 @@
 // The embedded memory store and Redis follow the same rules.
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
+import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { jsonCodec } from '../../sessions/codecs.ts'
@@ -111,4 +112,85 @@ t.test('redis store: TTL kept by default, reset when SESSION_TTL_SECONDS is set'
   await redis.set(keyPrefix + persistent, bytes)
   await keep.compareAndSet(persistent, bytes, jsonCodec.encode({ tenant: 'school-a', b: 2 }))
   t.equal(await redis.pttl(keyPrefix + persistent), -1, 'a record without expiry stays without')
+})
+
+t.test('update(change): the change runs again on the fresh record when another writer got in first', async (t) => {
+  const store = new MemorySessionStore()
+  const id = store.create(jsonCodec.encode({ user: 'alice', tenant: 'school-a', count: 1 }))
+  const session = await new RequestSession(runtimeFor(store), `session=${id}`, 'school-a').load()
+  if (session === null) throw new Error('no session')
+  store.put(id, jsonCodec.encode({ user: 'alice', tenant: 'school-a', count: 10, theirs: true }))
+  const seen: unknown[] = []
+  const result = await session.update((draft) => {
+    const count = draft.get('count') as number
+    seen.push(count)
+    draft.set('count', count + 1)
+    return count + 1
+  })
+  t.same(seen, [1, 10], 'ran on the stale copy, then on what the store holds')
+  t.equal(result, 11)
+  t.same(jsonCodec.decode((await store.get(id)) ?? Buffer.alloc(0)), { user: 'alice', tenant: 'school-a', count: 11, theirs: true })
+  t.equal(session.get('count'), 11, 'the session shows what was written')
+})
+
+t.test('update(change): refused when the session ended, when the change is async, and for the school key', async (t) => {
+  const store = new MemorySessionStore()
+  const id = store.create(jsonCodec.encode({ user: 'alice', tenant: 'school-a' }))
+  const session = await new RequestSession(runtimeFor(store), `session=${id}`, 'school-a').load()
+  if (session === null) throw new Error('no session')
+  await t.rejects(session.update(async (draft) => { draft.set('x', 1) }), TypeError)
+  await t.rejects(session.update((draft) => { draft.set('tenant', 'school-b') }), { code: 'FICUS_ERR_SESSION_TENANT_KEY_READONLY' })
+  t.same(jsonCodec.decode((await store.get(id)) ?? Buffer.alloc(0)), { user: 'alice', tenant: 'school-a' }, 'nothing written')
+  store.delete(id)
+  await t.rejects(session.update((draft) => { draft.set('x', 1) }), { code: 'FICUS_ERR_SESSION_ENDED', statusCode: 401 })
+  t.equal(await store.get(id), undefined, 'a signed-out session is not brought back')
+  t.equal(await new RequestSession(runtimeFor(store), `session=${id}`, 'school-a').update(() => 1), null, 'no session: null')
+})
+
+t.test('a change saved after the handler, on a session signed out meanwhile, is not answered 2xx', async (t) => {
+  const store = new MemorySessionStore()
+  const id = store.create(jsonCodec.encode({ user: 'alice', tenant: 'school-a' }))
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(sessionsPlugin, { store, codec: jsonCodec, tenantOf: (r) => r.hostname.split('.')[0] })
+  app.post('/late', async (request) => {
+    const session = await request.session.load()
+    session?.set('x', 1)
+    store.delete(id)
+    return { ok: true }
+  })
+  await app.ready()
+  const res = await app.inject({ method: 'POST', url: '/late', headers: { host: 'school-a.example.org', cookie: `session=${id}` } })
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'FICUS_ERR_SESSION_ENDED')
+})
+
+t.test('redis, two writers in generated interleavings: every increment made by update(change) survives', async (t) => {
+  const keyPrefix = `ficus-test:update:${randomUUID()}:`
+  const redis = new Redis(REDIS_URL)
+  t.teardown(async () => {
+    const keys = await redis.keys(keyPrefix + '*')
+    if (keys.length > 0) await redis.del(...keys)
+    redis.disconnect()
+  })
+  // Two stores are two processes: their writes do not take turns, they race by compare-and-set.
+  const stores = [new RedisSessionStore({ url: REDIS_URL, keyPrefix }), new RedisSessionStore({ url: REDIS_URL, keyPrefix })]
+  for (const store of stores) t.teardown(() => store.close())
+  await fc.assert(fc.asyncProperty(fc.array(fc.tuple(fc.nat({ max: 1 }), fc.nat({ max: 5 })), { minLength: 2, maxLength: 30 }), async (plan) => {
+    const id = randomUUID()
+    await redis.set(keyPrefix + id, jsonCodec.encode({ tenant: 'school-a', n: 0 }), 'PX', 60_000)
+    await Promise.all(plan.map(async ([which, delay], i) => {
+      const session = await new RequestSession(runtimeFor(stores[which] ?? stores[0] as RedisSessionStore, 1000), `session=${id}`, 'school-a').load()
+      if (session === null) throw new Error('no session')
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      await session.update((draft) => {
+        draft.set('n', (draft.get('n') as number) + 1)
+        draft.set(`w${i}`, i)
+      })
+    }))
+    const data = jsonCodec.decode((await redis.getBuffer(keyPrefix + id)) ?? Buffer.alloc(0))
+    if (data.n !== plan.length) throw new Error(`${plan.length} increments, ${String(data.n)} left`)
+    for (let i = 0; i < plan.length; i++) if (data[`w${i}`] !== i) throw new Error(`w${i} lost`)
+  }), { numRuns: 25 })
+  t.pass('25 generated interleavings')
 })

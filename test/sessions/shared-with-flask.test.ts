@@ -105,13 +105,13 @@ for (const signed of [false, true]) {
     })
 
     if (signed) {
-      t.test('a tampered signed cookie is no session, and costs legacy no look-up', async (t) => {
+      t.test('a tampered signed cookie is no session, and is stripped for legacy without a look-up', async (t) => {
         const tampered = cookie.slice(0, -2) + (cookie.endsWith('A') ? 'BB' : 'AA')
         const res = await app.inject({ url: '/me', headers: { host: SCHOOL_A, cookie: tampered } })
         t.equal(res.statusCode, 401)
         const unsigned = `session=${id}`
         t.equal((await app.inject({ url: '/me', headers: { host: SCHOOL_A, cookie: unsigned } })).statusCode, 401, 'the bare id is refused too')
-        t.equal(app.sessionBindings.mustStrip(tampered, 'school-b'), false)
+        t.equal(app.sessionBindings.mustStrip(tampered, 'school-a'), true, 'synchronously')
         const page = await flask.get('/session', { host: SCHOOL_A, cookie: tampered })
         t.equal(page.body.signed_in, false, 'Flask refuses it too')
       })
