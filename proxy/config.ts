@@ -27,6 +27,7 @@ export const DEFAULTS = Object.freeze({
   UNLEASH_ENVIRONMENT: 'default',
   UNLEASH_REFRESH_MS: 1_000,
   UNLEASH_BACKUP_DIR: tmpdir(),
+  FLAG_GONE_AFTER_MS: 0,
   DEMO_LEGACY_PORT: 8081,
   LEGACY_TIMEOUT_MS: 30_000,
   LEGACY_CONNECTIONS: 128,
@@ -67,6 +68,8 @@ export interface Config {
   readonly flagsPollMs: number
   /** Set when UNLEASH_URL is: flags come from that server instead of the flags file. */
   readonly unleash: UnleashConfig | undefined
+  /** A route flag missing from its source this long counts as gone (whenFlagMissing); 0 = never. */
+  readonly flagGoneAfterMs: number
   /** An Unleash kill-switch flag that, when on, sends every migrated route to legacy. */
   readonly killSwitchFlag: string | undefined
   /** Undefined: ficus starts the embedded demo legacy app on `demoLegacyPort`. */
@@ -179,6 +182,7 @@ export function parseConfig (env: Env): Config {
     flagsFile,
     flagsPollMs: read.integer('FLAGS_POLL_MS', DEFAULTS.FLAGS_POLL_MS, 50, 60_000),
     unleash,
+    flagGoneAfterMs: read.integer('FLAG_GONE_AFTER_MS', DEFAULTS.FLAG_GONE_AFTER_MS, 0, 31_536_000_000),
     killSwitchFlag: read.optionalString('KILL_SWITCH_FLAG', 1, 'ficus-kill-switch'),
     legacyUrl,
     demoLegacyPort: read.port('DEMO_LEGACY_PORT', DEFAULTS.DEMO_LEGACY_PORT),
