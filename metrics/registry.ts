@@ -185,6 +185,11 @@ export class FicusMetrics implements SafetyEvents {
     this.#register(new ComputedMetric(name, help, 'gauge', () => read().map((sample) => ({ value: sample.value, labels: { ...sample.labels } }))))
   }
 
+  /** A counter whose values (by label) are read when scraped. */
+  addLabelledCounter (name: string, help: string, read: () => ReadonlyArray<{ labels: Record<string, string>, value: number }>): void {
+    this.#register(new ComputedMetric(name, help, 'counter', () => read().map((sample) => ({ value: sample.value, labels: { ...sample.labels } }))))
+  }
+
   /** Flag freshness: seconds since the source last confirmed the flags, readiness, reachability. */
   addFlags (status: () => { ready: boolean, staleForMs: number | undefined, sourceReachable: boolean }): void {
     this.addGauge('ficus_flags_stale_seconds', 'Seconds since the flag source last confirmed the flags (absent before the first confirmation)', () => {

@@ -20,6 +20,7 @@ import { openTenantRegistry } from './tenant-registry.ts'
 import { decisionsFor } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
+import { SignatureWatch } from '../sessions/signature-watch.ts'
 import { buildProxy } from './server.ts'
 
 async function main (): Promise<void> {
@@ -40,7 +41,11 @@ async function main (): Promise<void> {
   const closers: Array<() => Promise<void>> = []
 
   const sessionLog = logger.child({ component: 'sessions' })
-  const sessions = createSessions(config.sessions, { info: (m) => sessionLog.info(m), warn: (m) => sessionLog.warn(m) })
+  // Rate-limited by the watch itself: once per window at most.
+  const signatures = new SignatureWatch({
+    onAlert: (alert) => sessionLog.error(alert, 'most session cookies fail their signature check: SESSION_SECRET probably differs from the legacy\'s SECRET_KEY')
+  })
+  const sessions = createSessions(config.sessions, { info: (m) => sessionLog.info(m), warn: (m) => sessionLog.warn(m) }, signatures)
   if (config.sessions.redisUrl === undefined) logger.info('REDIS_URL not set: sessions live in memory, in this process only')
 
   let legacy: DemoLegacyApp | undefined
@@ -80,6 +85,11 @@ async function main (): Promise<void> {
     return { missingNow: status.missingFlags.length, authRejected: status.authRejected !== undefined, ...flags.counts() }
   })
   metrics.addBreakers(() => safety.guards.map((guard) => ({ route: guard.name, open: guard.breaker.openCount, halfOpen: guard.breaker.halfOpenCount })))
+  metrics.addLabelledCounter('ficus_session_signature_checks_total', 'Signature checks of session cookies, by outcome (valid, invalid)', () => [
+    { labels: { outcome: 'valid' }, value: signatures.valid },
+    { labels: { outcome: 'invalid' }, value: signatures.invalid }
+  ])
+  metrics.addLabelledCounter('ficus_session_signature_alerts_total', 'Windows in which most session cookies failed their signature check', () => [{ labels: {}, value: signatures.alerts }])
   metrics.addGauge('ficus_session_bindings_cached', 'Session id -> school bindings remembered by this process', () => sessions.bindings.size)
   const memoryStore = sessions.store instanceof MemorySessionStore ? sessions.store : undefined
   if (memoryStore !== undefined) metrics.addGauge('ficus_session_store_records', 'Sessions held by the in-process store', () => memoryStore.size)

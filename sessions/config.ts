@@ -9,6 +9,7 @@ import type { SessionsPluginOptions } from './plugin.ts'
 import { DEFAULT_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT_MS, RedisSessionStore } from './redis-store.ts'
 import { DEFAULT_WRITE_RETRIES } from './session.ts'
 import { ItsdangerousSigner } from './signer.ts'
+import { watchedSigner, type SignatureWatch } from './signature-watch.ts'
 import type { SessionLogger } from './store.ts'
 import { readOneOf, readSet, readWholeNumber, type Env } from '../config/env.ts'
 
@@ -117,7 +118,8 @@ function readSecret (env: Env, problems: string[]): string | undefined {
 /** Options for sessionsPlugin, with the store, signer and bindings the config describes. */
 export type SessionComponents = SessionsPluginOptions & Required<Pick<SessionsPluginOptions, 'bindings'>>
 
-export function createSessions (config: SessionConfig, log?: SessionLogger): SessionComponents {
+/** `signatures`, when given, sees every signature check (a SESSION_SECRET that differs from legacy's is loud). */
+export function createSessions (config: SessionConfig, log?: SessionLogger, signatures?: SignatureWatch): SessionComponents {
   const store = config.redisUrl === undefined
     ? new MemorySessionStore(config.ttlSeconds === undefined ? {} : { ttlSeconds: config.ttlSeconds })
     : new RedisSessionStore({
@@ -128,9 +130,10 @@ export function createSessions (config: SessionConfig, log?: SessionLogger): Ses
       ...(log === undefined ? {} : { log })
     })
   const codec = codecByName(config.codec)
-  const signer = config.signer === 'itsdangerous' && config.secret !== undefined
+  const itsdangerous = config.signer === 'itsdangerous' && config.secret !== undefined
     ? new ItsdangerousSigner({ secret: config.secret })
     : undefined
+  const signer = itsdangerous !== undefined && signatures !== undefined ? watchedSigner(itsdangerous, signatures) : itsdangerous
   const bindings = new SessionBindings({
     store,
     codec,
