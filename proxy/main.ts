@@ -60,9 +60,7 @@ async function main (): Promise<void> {
   }
 
   // Closing it closes every school's database pool as well.
-  const registry = config.tenantDb.databaseUrl === undefined
-    ? await openFile('TENANTS_FILE', config.tenantsFile, 'tenants file', () => openTenantRegistry(config, logger))
-    : await openTenantRegistry(config, logger)
+  const registry = await openTenantRegistry(config, logger)
   closers.push(() => registry.close())
 
   // Route flags the source stops listing keep deciding as they last did (flags/flag-keeper.ts).
