@@ -187,6 +187,7 @@ async function main (): Promise<void> {
 // Asks a worker to drain and stop; sent over the cluster channel rather than as a signal.
 const PRIMARY_STOP = 'ficus:stop'
 const WORKER_RESTART_DELAY_MS = 1_000
+const STARTUP_FAILED = 'ficus:startup-failed'
 
 /**
  * The primary of WORKERS=N: forks the workers (each a full ficus on the shared port), replaces
@@ -200,6 +201,14 @@ function runPrimary (count: number, logger: Logger): void {
   const fork = (index: number): void => {
     const worker = cluster.fork({ FICUS_WORKER: String(index) })
     workers.set(index, worker)
+    // A worker that could not start (a port taken, a broken file) would fail the same way again.
+    worker.on('message', (message) => {
+      if (message !== STARTUP_FAILED || stopping) return
+      stopping = true
+      failed = true
+      logger.error({ worker: index }, 'a worker could not start: stopping the others')
+      for (const other of workers.values()) if (other !== worker) other.send(PRIMARY_STOP)
+    })
     worker.on('exit', (code, signal) => {
       workers.delete(index)
       if (stopping) {
@@ -239,5 +248,6 @@ function boundPort (address: string | AddressInfo | null, configured: number): n
 await main().catch((error: unknown) => {
   if (!(error instanceof StartupError)) throw error
   process.stderr.write(`ficus: cannot start: ${error.message}\n`)
-  process.exit(1)
+  if (process.send === undefined) process.exit(1)
+  process.send(STARTUP_FAILED, () => process.exit(1))
 })

@@ -96,3 +96,13 @@ t.test('a broken flags file: one message naming FLAGS_FILE and the file', async 
   writeJson(path, JSON.stringify({ version: 2, features: [{ name: 'x', enabled: 'yes', strategies: [] }] }))
   await failsWith(t, { ...base(), FLAGS_FILE: path }, /^ficus: cannot start: FLAGS_FILE=.*broken-flags\.json: not a valid flags file: .*"enabled" must be true or false/)
 })
+
+t.test('WORKERS=2 with PORT already in use: the primary stops instead of restarting workers forever', async (t) => {
+  const port = await occupiedPort(t)
+  const ficus = spawnFicus(t, { ...base(), PORT: String(port), WORKERS: '2' })
+  const exit = await Promise.race([ficus.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000))])
+  t.equal(exit?.code, 1, 'the whole cluster exits 1')
+  t.match(ficus.stderr(), new RegExp(`ficus: cannot start: PORT=${port}: the port is already in use`))
+  t.notMatch(ficus.stderr(), /\n\s+at .+:\d+:\d+/, 'no stack trace')
+  t.notOk(ficus.logs.some((line) => line.msg === 'worker exited: starting another'), 'no worker restarted')
+})
