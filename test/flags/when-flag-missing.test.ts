@@ -85,3 +85,30 @@ t.test('FLAG_GONE_AFTER_MS=0: a missing flag is held for as long as the process 
   t.equal(decideBackend(flags, { flag: FLAG, whenFlagMissing: 'legacy' }, { tenantId: 'school-a', cohorts: [], route: 'the.route' }), 'new', 'still the last definition')
   t.equal(flags.isGone(FLAG), false)
 })
+
+t.test('a kill switch that vanishes stays in force: every school it killed stays on legacy', async (t) => {
+  const KILL = 'the-kill-switch'
+  const path = join(t.testdir(), 'flags.json')
+  const file = (withKill: boolean, killed: readonly string[]): object => ({
+    version: 2,
+    features: [
+      { name: FLAG, enabled: true, strategies: [] },
+      ...(withKill ? [{ name: KILL, type: 'kill-switch', enabled: true, strategies: [{ name: 'default', constraints: [{ contextName: 'tenantId', operator: 'IN', values: [...killed] }] }] }] : [])
+    ]
+  })
+  await fc.assert(fc.asyncProperty(fc.subarray(SCHOOLS), async (killed) => {
+    writeJson(path, file(true, killed))
+    const flags = await Flags.fromFile(path, silent, 60_000, { watched: new Map([[FLAG, ['the.route']], [KILL, ['the.route']]]), goneAfterMs: 0 })
+    try {
+      const route: GuardedRoute = { flag: FLAG, killSwitch: KILL }
+      const sides = (): string[] => SCHOOLS.map((tenantId) => decideBackend(flags, route, { tenantId, cohorts: [], route: 'the.route' }))
+      const before = sides()
+      writeJson(path, file(false, killed))
+      flags.reload()
+      if (JSON.stringify(sides()) !== JSON.stringify(before)) throw new Error(`kill switch gone, killed ${JSON.stringify(killed)}: ${JSON.stringify(before)} -> ${JSON.stringify(sides())}`)
+    } finally {
+      await flags.close()
+    }
+  }), { numRuns: 16 })
+  t.pass('16 random sets of killed schools')
+})
