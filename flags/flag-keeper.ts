@@ -4,7 +4,7 @@
 // of the routes behind it at once. A missing flag is held with its last known definition until
 // it comes back; it counts as *gone* only after FLAG_GONE_AFTER_MS (if set), and then only the
 // routes that declared `whenFlagMissing: 'legacy' | 'new'` move, to the side they declared.
-import type { Context } from 'unleash-client'
+import type { ClientFeaturesResponse, Context } from 'unleash-client'
 import type { EnhancedFeatureInterface, FeatureInterface } from 'unleash-client/lib/feature.js'
 import clientModule from 'unleash-client/lib/client.js'
 import strategyModule from 'unleash-client/lib/strategy/index.js'
@@ -14,7 +14,7 @@ import type { FlagsLogger } from './flags.ts'
 const UnleashClient = (clientModule as unknown as { default: new (repository: object, strategies: unknown[]) => { isEnabled (name: string, context: Context, fallback: () => boolean): boolean } }).default
 const { defaultStrategies } = strategyModule as unknown as { defaultStrategies: unknown[] }
 
-type Segment = NonNullable<NonNullable<EnhancedFeatureInterface['strategies']>[number]['segments']>[number]
+type Segment = NonNullable<ClientFeaturesResponse['segments']>[number]
 
 /** What the edge decides for a route whose flag is truly gone. */
 export type WhenFlagMissing = 'keep-last' | 'legacy' | 'new'
@@ -91,6 +91,37 @@ export class FlagKeeper {
       this.#missingTotal.set(flag, (this.#missingTotal.get(flag) ?? 0) + 1)
       this.#options.logger.warn({ flag, routes, source: this.#options.source, goneAfterMs: this.#options.goneAfterMs }, 'route flag missing from the flag source: keeping its last known definition')
     }
+  }
+
+  /**
+   * Learns the watched flags' definitions from the backup of a previous run, so that a flag
+   * missing from the server's first answer after a restart is held too. Never overrides what
+   * the source itself said in this run.
+   */
+  learn (features: readonly FeatureInterface[], segments: readonly Segment[], source: FlagSource): void {
+    const byId = new Map(segments.map((segment) => [segment.id, segment]))
+    for (const feature of features) {
+      if (!this.#options.watched.has(feature.name) || this.#known.has(feature.name)) continue
+      const enhanced = { ...feature, strategies: feature.strategies?.map((strategy) => ({ ...strategy, segments: strategy.segments?.map((id) => byId.get(id)) })) } as EnhancedFeatureInterface
+      this.#known.set(feature.name, { feature, enhanced })
+    }
+    this.update(source)
+  }
+
+  /** `backup` with the held definitions added, so that they survive a restart. */
+  withHeld<T extends { features: FeatureInterface[], segments?: Segment[] }> (backup: T): T {
+    if (this.#held.size === 0) return backup
+    const listed = new Set(backup.features.map((feature) => feature.name))
+    const segments = new Map((backup.segments ?? []).map((segment) => [segment.id, segment]))
+    const features = [...backup.features]
+    for (const [flag, held] of this.#held) {
+      if (listed.has(flag)) continue
+      features.push(held.feature)
+      for (const strategy of held.enhanced.strategies ?? []) {
+        for (const segment of strategy.segments ?? []) if (segment !== undefined && !segments.has(segment.id)) segments.set(segment.id, segment)
+      }
+    }
+    return { ...backup, features, segments: [...segments.values()] }
   }
 
   /** The held definition of a flag the source no longer lists; undefined for every other flag. */

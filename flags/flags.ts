@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { Unleash, type ClientFeaturesResponse, type Context } from 'unleash-client'
 import type { FeatureInterface } from 'unleash-client/lib/feature.js'
 import { FileFlagRepository, parseClientFeatures } from './file-repository.ts'
+import storageModule from 'unleash-client/lib/repository/storage-provider-file.js'
 import { toUnleashContext, type FlagContext } from './flag-context.ts'
 import { explainFlag, type Explanation } from './explain.ts'
 import { FlagErrors } from './errors.ts'
@@ -29,6 +30,8 @@ export interface FlagKeeping {
   /** 0: a missing flag is held for as long as the process runs. */
   readonly goneAfterMs: number
 }
+
+const FileStorageProvider = (storageModule as unknown as { default: new (path: string) => { get (key: string): Promise<ClientFeaturesResponse | undefined>, set (key: string, data: ClientFeaturesResponse): Promise<void> } }).default
 
 const NO_KEEPING: FlagKeeping = { watched: new Map(), goneAfterMs: 0 }
 /** Retries after the server refused the token: from UNLEASH_REFRESH_MS, doubling, at most this. */
@@ -183,19 +186,29 @@ export class Flags implements FlagReader {
    */
   static fromServer (options: UnleashServerOptions, logger: FlagsLogger, keeping?: FlagKeeping): Flags {
     const bootstrap = options.bootstrapFile === undefined ? undefined : readBootstrap(options.bootstrapFile)
-    const unleash = new Unleash({
+    const backup = new FileStorageProvider(options.backupDir)
+    const unleash: Unleash = new Unleash({
       url: options.url,
       appName: options.appName,
       environment: options.environment,
       instanceId: options.instanceId,
       refreshInterval: options.refreshIntervalMs,
       customHeaders: { Authorization: options.apiToken },
-      backupPath: options.backupDir,
+      // The client's own file backup, keeping held route flags in it across restarts.
+      storageProvider: {
+        get: async (key: string) => {
+          const content = await backup.get(key)
+          // After the client has applied the content (or ignored it for a fresher answer).
+          if (content !== undefined) setImmediate(() => flags.#keeper.learn(content.features, content.segments ?? [], flags.#definitions))
+          return content
+        },
+        set: async (key: string, data: ClientFeaturesResponse): Promise<void> => await backup.set(key, flags.#keeper.withHeld(data))
+      },
       ...(bootstrap === undefined ? {} : { bootstrap: { data: bootstrap.features, segments: bootstrap.segments }, bootstrapOverride: false }),
       skipInstanceCountWarning: true,
       disableAutoStart: true
     })
-    const flags = new Flags(unleash, `unleash ${options.url}`, logger, keeping, { appName: options.appName, environment: options.environment })
+    const flags: Flags = new Flags(unleash, `unleash ${options.url}`, logger, keeping, { appName: options.appName, environment: options.environment })
     flags.#refreshIntervalMs = options.refreshIntervalMs
     unleash.start().catch((error: Error) => flags.#failed(error))
     return flags

@@ -67,6 +67,23 @@ t.test('random subsets of route flags gone from the Unleash answer move no schoo
   t.equal(sampleValue(metrics, 'ficus_flags_missing'), 0, 'nothing held once all are back')
 })
 
+t.test('a restart while a flag is missing keeps it held: the backup carries its last definition', async (t) => {
+  await unleash.admin.deleteFlag('timetable-page')
+  await unleash.served((features) => !features.some((feature) => feature.name === 'timetable-page'))
+  await ficus.waitForReadyz((r) => missingOf(r).includes('timetable-page'), 'timetable-page missing', SEEN_WAIT_MS)
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const restarted = await startFicus(t, { unleash, schools: SCHOOLS, env: { UNLEASH_BACKUP_DIR: ficus.backupDir } })
+  await restarted.waitForReadyz((r) => missingOf(r).includes('timetable-page'), 'timetable-page held after the restart', SEEN_WAIT_MS)
+  for (const school of ['school-a', 'school-b'] as const) {
+    const now = ((await restarted.decisions(school)).body as { routes: Decision[] }).routes
+    t.same(now.map((d) => d.backend), baseline[school].map((d) => d.backend), `${school}: every route where it was before the restart`)
+  }
+  t.equal((await restarted.get('school-a', '/timetable')).servedBy, 'new', 'school-a /timetable still on new')
+  await configureFlag(unleash, 'timetable-page', onForSchoolA)
+  await restarted.waitForReadyz((r) => missingOf(r).length === 0, 'timetable-page back', SEEN_WAIT_MS)
+  await restarted.stop()
+})
+
 t.test('a flag the server lists again decides from the server again', async (t) => {
   await unleash.admin.deleteFlag('attendance-page')
   await ficus.waitForReadyz((r) => missingOf(r).includes('attendance-page'), 'attendance-page missing', SEEN_WAIT_MS)
