@@ -72,6 +72,8 @@ const ON_FOR_EVERY_SCHOOL: ReadonlySet<string> = new Set([BENCH_FLAGS.migrated, 
 
 /** Answers as the flags file does for the bench's flags, without evaluating anything. */
 class ConstantFlags implements FlagReader {
+  isGone (): boolean { return false }
+
   isReady (): boolean {
     return true
   }

@@ -40,6 +40,20 @@ export class WatchedJsonFile<T> {
     this.#timer.unref()
   }
 
+  /**
+   * Re-reads the file now, changed or not (an operator's SIGHUP): good content replaces the last,
+   * bad content is reported and the last good content stays.
+   */
+  reload (): void {
+    try {
+      const { content, signature } = this.#read()
+      this.#lastSignature = signature
+      this.#options.onChange(content)
+    } catch (error) {
+      this.#options.onInvalid(error as Error)
+    }
+  }
+
   close (): void {
     clearInterval(this.#timer)
     this.#timer = undefined

@@ -49,6 +49,11 @@ export class FileFlagRepository extends EventEmitter {
     this.emit('changed', [...this.#snapshot.features.values()])
   }
 
+  /** Re-reads the file now, changed or not. */
+  reload (): void {
+    this.#file.reload()
+  }
+
   stop (): void {
     this.#file.close()
   }

@@ -185,6 +185,11 @@ export class FicusMetrics implements SafetyEvents {
     this.#register(new ComputedMetric(name, help, 'gauge', () => read().map((sample) => ({ value: sample.value, labels: { ...sample.labels } }))))
   }
 
+  /** A counter whose values (by label) are read when scraped. */
+  addLabelledCounter (name: string, help: string, read: () => ReadonlyArray<{ labels: Record<string, string>, value: number }>): void {
+    this.#register(new ComputedMetric(name, help, 'counter', () => read().map((sample) => ({ value: sample.value, labels: { ...sample.labels } }))))
+  }
+
   /** Flag freshness: seconds since the source last confirmed the flags, readiness, reachability. */
   addFlags (status: () => { ready: boolean, staleForMs: number | undefined, sourceReachable: boolean }): void {
     this.addGauge('ficus_flags_stale_seconds', 'Seconds since the flag source last confirmed the flags (absent before the first confirmation)', () => {
@@ -193,6 +198,19 @@ export class FicusMetrics implements SafetyEvents {
     })
     this.addGauge('ficus_flags_ready', '1 once flags are loaded', () => (status().ready ? 1 : 0))
     this.addGauge('ficus_flags_source_reachable', '1 while the flag source answers', () => (status().sourceReachable ? 1 : 0))
+  }
+
+  /**
+   * Flags that must not flip by accident: route flags the source stopped listing (held with their
+   * last definition) and a refused API token (flags stale, still retried).
+   */
+  addFlagTrust (read: () => { missingNow: number, authRejected: boolean, missing: ReadonlyMap<string, number>, authFailures: number }): void {
+    this.addGauge('ficus_flags_missing', 'Route flags the flag source no longer lists, deciding with their last known definition', () => read().missingNow)
+    this.#register(new ComputedMetric('ficus_flags_missing_total', 'Times a route flag went missing from the flag source, by flag', 'counter',
+      () => [...read().missing].map(([flag, value]) => ({ value, labels: { flag } }))))
+    this.addGauge('ficus_flags_auth_rejected', '1 while the Unleash server refuses the API token (401/403): flags are stale', () => (read().authRejected ? 1 : 0))
+    this.#register(new ComputedMetric('ficus_flags_auth_failures_total', 'Answers of the Unleash server that refused the API token (401/403)', 'counter',
+      () => [{ value: read().authFailures, labels: {} }]))
   }
 
   /** Breaker state counts per route: how many schools are open and half-open. */

@@ -15,6 +15,8 @@ export interface MigratedRoute<G extends RouteGenericInterface = RouteGenericInt
   readonly flag: string
   /** Optional Unleash kill-switch flag of this route: when on, the route stays on legacy. */
   readonly killSwitch?: string
+  /** Side once `flag` is truly gone from the flag source (README "Flags"); default 'keep-last'. */
+  readonly whenFlagMissing?: 'keep-last' | 'legacy' | 'new'
   readonly schema?: FastifySchema
   /**
    * Shadow comparison of this route (README "Shadow traffic"): JSON paths to leave out

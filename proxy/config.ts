@@ -10,7 +10,7 @@ import { parseSafetyConfig, type SafetyConfig } from '../safety/config.ts'
 import { ALL_ACTIVE, COHORT_ENTRY_PATTERN } from '../safety/prewarm-schools.ts'
 import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
-import { readOneOf, readWholeNumber, type Env } from '../config/env.ts'
+import { readOneOf, readSet, readWholeNumber, type Env } from '../config/env.ts'
 import { allowedHeaderProblem } from '../legacy-adapter/headers.ts'
 
 // The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
@@ -29,6 +29,7 @@ export const DEFAULTS = Object.freeze({
   UNLEASH_ENVIRONMENT: 'default',
   UNLEASH_REFRESH_MS: 1_000,
   UNLEASH_BACKUP_DIR: tmpdir(),
+  FLAG_GONE_AFTER_MS: 0,
   DEMO_LEGACY_PORT: 8081,
   LEGACY_TIMEOUT_MS: 30_000,
   LEGACY_CONNECTIONS: 128,
@@ -71,6 +72,8 @@ export interface Config {
   readonly flagsPollMs: number
   /** Set when UNLEASH_URL is: flags come from that server instead of the flags file. */
   readonly unleash: UnleashConfig | undefined
+  /** A route flag missing from its source this long counts as gone (whenFlagMissing); 0 = never. */
+  readonly flagGoneAfterMs: number
   /** An Unleash kill-switch flag that, when on, sends every migrated route to legacy. */
   readonly killSwitchFlag: string | undefined
   /** Undefined: ficus starts the embedded demo legacy app on `demoLegacyPort`. */
@@ -155,21 +158,26 @@ export function parseConfig (env: Env): Config {
   const read = new EnvReader(env, problems)
 
   const legacyUrl = read.url('LEGACY_URL', 'http://legacy.internal:8080')
+  const flagsFile = read.file('FLAGS_FILE', DEFAULTS.FLAGS_FILE, '/etc/ficus/flags.json')
   const unleashUrl = read.url('UNLEASH_URL', 'http://unleash.internal:4242/api')
   const unleashToken = read.optionalString('UNLEASH_API_TOKEN', 1, 'default:production.4f1c...')
   if (unleashUrl !== undefined && unleashToken === undefined) {
     problems.push('UNLEASH_API_TOKEN is required with UNLEASH_URL: a client (backend) token, e.g. UNLEASH_API_TOKEN=default:production.4f1c...')
+  }
+  // Read even without UNLEASH_URL, so that a mistake in them is reported before it matters.
+  const unleashSettings = {
+    appName: read.string('UNLEASH_APP_NAME', DEFAULTS.UNLEASH_APP_NAME),
+    environment: read.string('UNLEASH_ENVIRONMENT', DEFAULTS.UNLEASH_ENVIRONMENT),
+    refreshIntervalMs: read.integer('UNLEASH_REFRESH_MS', DEFAULTS.UNLEASH_REFRESH_MS, 100, 600_000),
+    backupDir: read.string('UNLEASH_BACKUP_DIR', DEFAULTS.UNLEASH_BACKUP_DIR)
   }
   const unleash: UnleashConfig | undefined = unleashUrl === undefined
     ? undefined
     : Object.freeze({
       url: unleashUrl,
       apiToken: unleashToken ?? '',
-      appName: read.string('UNLEASH_APP_NAME', DEFAULTS.UNLEASH_APP_NAME),
-      environment: read.string('UNLEASH_ENVIRONMENT', DEFAULTS.UNLEASH_ENVIRONMENT),
-      refreshIntervalMs: read.integer('UNLEASH_REFRESH_MS', DEFAULTS.UNLEASH_REFRESH_MS, 100, 600_000),
-      backupDir: read.string('UNLEASH_BACKUP_DIR', DEFAULTS.UNLEASH_BACKUP_DIR),
-      bootstrapFile: env.FLAGS_FILE === undefined || env.FLAGS_FILE.trim() === '' ? undefined : env.FLAGS_FILE.trim()
+      ...unleashSettings,
+      bootstrapFile: env.FLAGS_FILE === undefined ? undefined : flagsFile
     })
   const servedBy = env.SERVED_BY_HEADER ?? DEFAULTS.SERVED_BY_HEADER
   if (servedBy !== '' && !/^[A-Za-z0-9-]+$/.test(servedBy)) {
@@ -181,9 +189,10 @@ export function parseConfig (env: Env): Config {
     baseDomain: read.baseDomain('BASE_DOMAIN', DEFAULTS.BASE_DOMAIN),
     bareDomain: read.oneOf('BARE_DOMAIN', ['not-found', 'legacy'], DEFAULTS.BARE_DOMAIN),
     tenantsFile: read.file('TENANTS_FILE', DEFAULTS.TENANTS_FILE, '/etc/ficus/tenants.json'),
-    flagsFile: read.file('FLAGS_FILE', DEFAULTS.FLAGS_FILE, '/etc/ficus/flags.json'),
+    flagsFile,
     flagsPollMs: read.integer('FLAGS_POLL_MS', DEFAULTS.FLAGS_POLL_MS, 50, 60_000),
     unleash,
+    flagGoneAfterMs: read.integer('FLAG_GONE_AFTER_MS', DEFAULTS.FLAG_GONE_AFTER_MS, 0, 31_536_000_000),
     killSwitchFlag: read.optionalString('KILL_SWITCH_FLAG', 1, 'ficus-kill-switch'),
     legacyUrl,
     demoLegacyPort: read.port('DEMO_LEGACY_PORT', DEFAULTS.DEMO_LEGACY_PORT),
@@ -250,8 +259,7 @@ class EnvReader {
   }
 
   #raw (name: string): string | undefined {
-    const value = this.#env[name]
-    return value === undefined || value.trim() === '' ? undefined : value.trim()
+    return readSet(this.#env, name, this.#problems)
   }
 
   string (name: string, fallback: string): string {

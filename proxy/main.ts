@@ -11,6 +11,8 @@ import { INTERNAL_HEADER, SafetyNet } from '../safety/safety-net.ts'
 import { tenantDatabase } from '../tenant-db/index.ts'
 import { startDemoLegacyApp, type DemoLegacyApp } from '../demo/legacy-app.ts'
 import { Flags } from '../flags/flags.ts'
+import { routeFlags } from '../flags/flag-keeper.ts'
+import { listenError, listenOrExplain, openFile, StartupError } from './startup-error.ts'
 import { migratedRoutes } from '../new-routes/index.ts'
 import { buildAdmin, Readiness } from './admin.ts'
 import { ConfigError, parseConfig, type Config } from './config.ts'
@@ -19,6 +21,7 @@ import { openTenantRegistry } from './tenant-registry.ts'
 import { decisionsFor } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
+import { SignatureWatch } from '../sessions/signature-watch.ts'
 import { buildProxy } from './server.ts'
 
 async function main (): Promise<void> {
@@ -32,17 +35,27 @@ async function main (): Promise<void> {
   }
   const logger = createLogger(config.logLevel)
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config.workers, logger)
+  // SIGHUP's default action kills the process: it is taken over at once, and re-reads the files
+  // once they are open.
+  let onHangUp = (): void => logger.info('SIGHUP while starting: ignored')
+  process.on('SIGHUP', () => onHangUp())
   const closers: Array<() => Promise<void>> = []
 
   const sessionLog = logger.child({ component: 'sessions' })
-  const sessions = createSessions(config.sessions, { info: (m) => sessionLog.info(m), warn: (m) => sessionLog.warn(m) })
+  // Rate-limited by the watch itself: once per window at most.
+  const signatures = new SignatureWatch({
+    onAlert: (alert) => sessionLog.error(alert, 'most session cookies fail their signature check: SESSION_SECRET probably differs from the legacy\'s SECRET_KEY')
+  })
+  const sessions = createSessions(config.sessions, { info: (m) => sessionLog.info(m), warn: (m) => sessionLog.warn(m) }, signatures)
   if (config.sessions.redisUrl === undefined) logger.info('REDIS_URL not set: sessions live in memory, in this process only')
 
   let legacy: DemoLegacyApp | undefined
   if (config.legacyUrl === undefined) {
     // The demo legacy shares the in-process session store, as a real one shares Redis.
     const shared = sessions.store instanceof MemorySessionStore ? sessions.store : undefined
-    legacy = await startDemoLegacyApp(config.demoLegacyPort, '127.0.0.1', shared)
+    legacy = await startDemoLegacyApp(config.demoLegacyPort, '127.0.0.1', shared).catch((error: unknown) => {
+      throw listenError(error, config.demoLegacyPort, '127.0.0.1', { port: 'DEMO_LEGACY_PORT', host: 'HOST' })
+    })
     closers.push(() => legacy?.close() ?? Promise.resolve())
     logger.info({ legacy: legacy.url }, 'LEGACY_URL not set: using the embedded demo legacy app')
   }
@@ -51,9 +64,12 @@ async function main (): Promise<void> {
   const registry = await openTenantRegistry(config, logger)
   closers.push(() => registry.close())
 
-  const flags = config.unleash === undefined
-    ? await Flags.fromFile(config.flagsFile, logger, config.flagsPollMs)
-    : Flags.fromServer(config.unleash, logger)
+  // Route flags the source stops listing keep deciding as they last did (flags/flag-keeper.ts).
+  const keeping = { watched: routeFlags(migratedRoutes, config.killSwitchFlag), goneAfterMs: config.flagGoneAfterMs }
+  const unleash = config.unleash
+  const flags = unleash === undefined
+    ? await openFile('FLAGS_FILE', config.flagsFile, 'flags file', () => Flags.fromFile(config.flagsFile, logger, config.flagsPollMs, keeping))
+    : await openFile('FLAGS_FILE', config.flagsFile, 'bootstrap flags file', () => Flags.fromServer(unleash, logger, keeping))
   closers.push(() => flags.close())
   if (config.unleash === undefined) logger.info({ flags: config.flagsFile }, 'UNLEASH_URL not set: flags come from the flags file')
 
@@ -63,7 +79,16 @@ async function main (): Promise<void> {
   const metrics = new FicusMetrics({ routes: migratedRoutes.map((route) => route.name), maxCohorts: config.metricsMaxCohorts })
   const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger })
   metrics.addFlags(() => flags.status())
+  metrics.addFlagTrust(() => {
+    const status = flags.status()
+    return { missingNow: status.missingFlags.length, authRejected: status.authRejected !== undefined, ...flags.counts() }
+  })
   metrics.addBreakers(() => safety.guards.map((guard) => ({ route: guard.name, open: guard.breaker.openCount, halfOpen: guard.breaker.halfOpenCount })))
+  metrics.addLabelledCounter('ficus_session_signature_checks_total', 'Signature checks of session cookies, by outcome (valid, invalid)', () => [
+    { labels: { outcome: 'valid' }, value: signatures.valid },
+    { labels: { outcome: 'invalid' }, value: signatures.invalid }
+  ])
+  metrics.addLabelledCounter('ficus_session_signature_alerts_total', 'Windows in which most session cookies failed their signature check', () => [{ labels: {}, value: signatures.alerts }])
   metrics.addGauge('ficus_session_bindings_cached', 'Session id -> school bindings remembered by this process', () => sessions.bindings.size)
   const memoryStore = sessions.store instanceof MemorySessionStore ? sessions.store : undefined
   if (memoryStore !== undefined) metrics.addGauge('ficus_session_store_records', 'Sessions held by the in-process store', () => memoryStore.size)
@@ -123,8 +148,8 @@ async function main (): Promise<void> {
 
   // Workers share the public port; each has its own admin port so each can be scraped.
   const adminPort = config.workerIndex === undefined || config.adminPort === 0 ? config.adminPort : config.adminPort + config.workerIndex - 1
-  await admin.listen({ port: adminPort, host: config.adminHost })
-  await app.listen({ port: config.port, host: config.host })
+  await listenOrExplain(admin, adminPort, config.adminHost, { port: 'ADMIN_PORT', host: 'ADMIN_HOST' })
+  await listenOrExplain(app, config.port, config.host, { port: 'PORT', host: 'HOST' })
   void prewarm.run(config.prewarmTimeoutMs, logger)
   logger.info({
     // The bound ports, not the configured ones: with PORT=0 the system picks them.
@@ -162,11 +187,17 @@ async function main (): Promise<void> {
   process.on('SIGTERM', (signal) => void stop(signal))
   process.on('SIGINT', (signal) => void stop(signal))
   process.on('message', (message) => { if (message === PRIMARY_STOP) void stop(PRIMARY_STOP) })
+  onHangUp = () => {
+    const flagsFile = flags.reload()
+    registry.reload()
+    logger.info({ flags: flagsFile ? config.flagsFile : `${flags.source} (not a file)`, tenants: registry.source }, 'SIGHUP: flags and tenants files re-read')
+  }
 }
 
 // Asks a worker to drain and stop; sent over the cluster channel rather than as a signal.
 const PRIMARY_STOP = 'ficus:stop'
 const WORKER_RESTART_DELAY_MS = 1_000
+const STARTUP_FAILED = 'ficus:startup-failed'
 
 /**
  * The primary of WORKERS=N: forks the workers (each a full ficus on the shared port), replaces
@@ -180,6 +211,14 @@ function runPrimary (count: number, logger: Logger): void {
   const fork = (index: number): void => {
     const worker = cluster.fork({ FICUS_WORKER: String(index) })
     workers.set(index, worker)
+    // A worker that could not start (a port taken, a broken file) would fail the same way again.
+    worker.on('message', (message) => {
+      if (message !== STARTUP_FAILED || stopping) return
+      stopping = true
+      failed = true
+      logger.error({ worker: index }, 'a worker could not start: stopping the others')
+      for (const other of workers.values()) if (other !== worker) other.send(PRIMARY_STOP)
+    })
     worker.on('exit', (code, signal) => {
       workers.delete(index)
       if (stopping) {
@@ -209,10 +248,16 @@ function runPrimary (count: number, logger: Logger): void {
   }
   process.on('SIGTERM', (signal) => stop(signal))
   process.on('SIGINT', (signal) => stop(signal))
+  process.on('SIGHUP', () => { for (const worker of workers.values()) worker.process.kill('SIGHUP') })
 }
 
 function boundPort (address: string | AddressInfo | null, configured: number): number {
   return typeof address === 'object' && address !== null ? address.port : configured
 }
 
-await main()
+await main().catch((error: unknown) => {
+  if (!(error instanceof StartupError)) throw error
+  process.stderr.write(`ficus: cannot start: ${error.message}\n`)
+  if (process.send === undefined) process.exit(1)
+  process.send(STARTUP_FAILED, () => process.exit(1))
+})

@@ -7,6 +7,7 @@ import { FileTenantRegistry } from '../tenants/file-registry.ts'
 import { PgTenantRegistry } from '../tenants/pg-registry.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
 import type { Config } from './config.ts'
+import { openFile } from './startup-error.ts'
 
 export async function openTenantRegistry (config: Config, logger: FastifyBaseLogger): Promise<DatabaseTenantRegistry> {
   const { tenantDb } = config
@@ -34,7 +35,8 @@ export async function openTenantRegistry (config: Config, logger: FastifyBaseLog
     logger.info('DATABASE_URL not set: tenants come from the tenants file, and each school gets an embedded PGlite database (in memory, demo data)')
   }
   const wrapped = withTenantDatabases(registry, databases)
-  await wrapped.start()
+  if (tenantDb.databaseUrl === undefined) await openFile('TENANTS_FILE', config.tenantsFile, 'tenants file', () => wrapped.start())
+  else await wrapped.start()
   return wrapped
 }
 

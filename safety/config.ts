@@ -1,6 +1,6 @@
 // Settings of the safety nets (shadow, fallback, breaker), parsed from the environment that
 // proxy/config.ts hands over. Every bad variable is reported with a valid example.
-import { readWholeNumber, type Env } from '../config/env.ts'
+import { readSet, readWholeNumber, type Env } from '../config/env.ts'
 
 export const SAFETY_DEFAULTS = Object.freeze({
   SHADOW_FLAG_SUFFIX: '-shadow',
@@ -52,16 +52,16 @@ function integer (env: Env, name: keyof typeof SAFETY_DEFAULTS, min: number, max
 }
 
 export function parseSafetyConfig (env: Env, problems: string[]): SafetyConfig {
-  const suffix = env.SHADOW_FLAG_SUFFIX?.trim() ?? ''
+  const suffix = readSet(env, 'SHADOW_FLAG_SUFFIX', problems)
   let flagSuffix: string = SAFETY_DEFAULTS.SHADOW_FLAG_SUFFIX
-  if (suffix !== '') {
+  if (suffix !== undefined) {
     // Unleash flag names are URL-friendly: the suffix must keep them so.
     if (/^[A-Za-z0-9_.-]+$/.test(suffix)) flagSuffix = suffix
     else problems.push('SHADOW_FLAG_SUFFIX must be letters, digits, "-", "_" or ".", e.g. SHADOW_FLAG_SUFFIX=-shadow')
   }
-  const rawRate = env.BREAKER_ERROR_RATE?.trim()
+  const rawRate = readSet(env, 'BREAKER_ERROR_RATE', problems)
   let errorRate: number = SAFETY_DEFAULTS.BREAKER_ERROR_RATE
-  if (rawRate !== undefined && rawRate !== '') {
+  if (rawRate !== undefined) {
     const rate = Number(rawRate)
     if (!/^\d*\.?\d+$/.test(rawRate) || !(rate > 0 && rate <= 1)) {
       problems.push('BREAKER_ERROR_RATE must be a share of failed requests above 0 and at most 1, e.g. BREAKER_ERROR_RATE=0.5')

@@ -9,8 +9,9 @@ import type { SessionsPluginOptions } from './plugin.ts'
 import { DEFAULT_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT_MS, RedisSessionStore } from './redis-store.ts'
 import { DEFAULT_WRITE_RETRIES } from './session.ts'
 import { ItsdangerousSigner } from './signer.ts'
+import { watchedSigner, type SignatureWatch } from './signature-watch.ts'
 import type { SessionLogger } from './store.ts'
-import { readOneOf, readWholeNumber, type Env } from '../config/env.ts'
+import { readOneOf, readSet, readWholeNumber, type Env } from '../config/env.ts'
 
 export const SESSION_SIGNER_NAMES = ['none', 'itsdangerous'] as const
 export type SessionSignerName = typeof SESSION_SIGNER_NAMES[number]
@@ -43,6 +44,9 @@ export interface SessionConfig {
   readonly bindingCacheSize: number
 }
 
+/** Shorter secrets can be guessed offline from one signed cookie. */
+export const MIN_SECRET_BYTES = 16
+
 // RFC 6265 cookie-name token.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
@@ -51,7 +55,7 @@ function positiveInt (env: Env, name: string, fallback: number, min: number, exa
 }
 
 export function parseSessionConfig (env: Env, problems: string[]): SessionConfig {
-  let redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL
+  let redisUrl = readSet(env, 'REDIS_URL', problems)
   if (redisUrl !== undefined) {
     let protocol = ''
     try { protocol = new URL(redisUrl).protocol } catch {}
@@ -61,20 +65,20 @@ export function parseSessionConfig (env: Env, problems: string[]): SessionConfig
     }
   }
 
-  const cookieName = env.SESSION_COOKIE === undefined || env.SESSION_COOKIE === '' ? SESSION_DEFAULTS.SESSION_COOKIE : env.SESSION_COOKIE
+  const cookieName = readSet(env, 'SESSION_COOKIE', problems) ?? SESSION_DEFAULTS.SESSION_COOKIE
   if (!COOKIE_NAME.test(cookieName)) problems.push('SESSION_COOKIE must be a cookie name (letters, digits, !#$%&\'*+-.^_`|~), e.g. SESSION_COOKIE=session')
 
+  // The one session variable whose empty value means something: keys are the bare ids.
   const keyPrefix = env.SESSION_KEY_PREFIX ?? SESSION_DEFAULTS.SESSION_KEY_PREFIX
   const codec = readOneOf(env, 'SESSION_CODEC', SESSION_CODEC_NAMES, SESSION_DEFAULTS.SESSION_CODEC, problems)
   const signer = readOneOf(env, 'SESSION_SIGNER', SESSION_SIGNER_NAMES, SESSION_DEFAULTS.SESSION_SIGNER, problems)
-  const secret = env.SESSION_SECRET === '' ? undefined : env.SESSION_SECRET
-  if (signer === 'itsdangerous' && secret === undefined) {
+  const secret = readSecret(env, problems)
+  if (signer === 'itsdangerous' && secret === undefined && env.SESSION_SECRET === undefined) {
     problems.push('SESSION_SECRET is required when SESSION_SIGNER=itsdangerous: the legacy\'s SECRET_KEY, e.g. SESSION_SECRET=change-me-to-the-flask-secret')
   }
 
-  const tenantKey = env.SESSION_TENANT_KEY === undefined || env.SESSION_TENANT_KEY === '' ? SESSION_DEFAULTS.SESSION_TENANT_KEY : env.SESSION_TENANT_KEY
-  const ttlRaw = env.SESSION_TTL_SECONDS
-  const ttlSeconds = ttlRaw === undefined || ttlRaw === '' ? undefined : positiveInt(env, 'SESSION_TTL_SECONDS', 0, 1, '2678400', problems)
+  const tenantKey = readSet(env, 'SESSION_TENANT_KEY', problems) ?? SESSION_DEFAULTS.SESSION_TENANT_KEY
+  const ttlSeconds = env.SESSION_TTL_SECONDS === undefined ? undefined : positiveInt(env, 'SESSION_TTL_SECONDS', 0, 1, '2678400', problems)
 
   const config: SessionConfig = {
     redisUrl,
@@ -93,10 +97,29 @@ export function parseSessionConfig (env: Env, problems: string[]): SessionConfig
   return Object.freeze(config)
 }
 
+/**
+ * SESSION_SECRET as given (not trimmed: it must equal the legacy's SECRET_KEY byte for byte).
+ * A short secret is refused unless SESSION_SECRET_ALLOW_WEAK=true says the legacy really has one.
+ */
+function readSecret (env: Env, problems: string[]): string | undefined {
+  const allowWeak = readOneOf(env, 'SESSION_SECRET_ALLOW_WEAK', ['false', 'true'], 'false', problems) === 'true'
+  const secret = env.SESSION_SECRET
+  if (secret === undefined) return undefined
+  if (secret.trim() === '') {
+    problems.push('SESSION_SECRET is set but empty: give the legacy\'s SECRET_KEY, or unset it, e.g. SESSION_SECRET=change-me-to-the-flask-secret')
+    return undefined
+  }
+  if (Buffer.byteLength(secret, 'utf8') < MIN_SECRET_BYTES && !allowWeak) {
+    problems.push(`SESSION_SECRET must be at least ${MIN_SECRET_BYTES} bytes long (or SESSION_SECRET_ALLOW_WEAK=true for a legacy whose SECRET_KEY is shorter), e.g. SESSION_SECRET=a-random-string-of-32-characters`)
+  }
+  return secret
+}
+
 /** Options for sessionsPlugin, with the store, signer and bindings the config describes. */
 export type SessionComponents = SessionsPluginOptions & Required<Pick<SessionsPluginOptions, 'bindings'>>
 
-export function createSessions (config: SessionConfig, log?: SessionLogger): SessionComponents {
+/** `signatures`, when given, sees every signature check (a SESSION_SECRET that differs from legacy's is loud). */
+export function createSessions (config: SessionConfig, log?: SessionLogger, signatures?: SignatureWatch): SessionComponents {
   const store = config.redisUrl === undefined
     ? new MemorySessionStore(config.ttlSeconds === undefined ? {} : { ttlSeconds: config.ttlSeconds })
     : new RedisSessionStore({
@@ -107,9 +130,10 @@ export function createSessions (config: SessionConfig, log?: SessionLogger): Ses
       ...(log === undefined ? {} : { log })
     })
   const codec = codecByName(config.codec)
-  const signer = config.signer === 'itsdangerous' && config.secret !== undefined
+  const itsdangerous = config.signer === 'itsdangerous' && config.secret !== undefined
     ? new ItsdangerousSigner({ secret: config.secret })
     : undefined
+  const signer = itsdangerous !== undefined && signatures !== undefined ? watchedSigner(itsdangerous, signatures) : itsdangerous
   const bindings = new SessionBindings({
     store,
     codec,

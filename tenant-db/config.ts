@@ -2,7 +2,7 @@
 // `ficus migrate` entry point) hands over. Without DATABASE_URL every school gets an in-process
 // PGlite database, so the demo needs no server.
 import { fileURLToPath } from 'node:url'
-import { readWholeNumber, type Env } from '../config/env.ts'
+import { readSet, readWholeNumber, type Env } from '../config/env.ts'
 
 // This module runs from tenant-db/ or from dist/tenant-db/; the SQL files stay in the source tree.
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../migrations/' : '../migrations/', import.meta.url))
@@ -56,18 +56,18 @@ function postgresUrl (raw: string): boolean {
 }
 
 export function parseTenantDbConfig (env: Env, problems: string[]): TenantDbConfig {
-  let databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL
+  let databaseUrl = readSet(env, 'DATABASE_URL', problems)
   if (databaseUrl !== undefined && !postgresUrl(databaseUrl)) {
     problems.push('DATABASE_URL must be a postgres:// URL of the control database, e.g. DATABASE_URL=postgres://ficus@127.0.0.1:5432/ficus_control')
     databaseUrl = undefined
   }
-  let databaseUrlTemplate = env.TENANT_DATABASE_URL_TEMPLATE === '' ? undefined : env.TENANT_DATABASE_URL_TEMPLATE
+  let databaseUrlTemplate = readSet(env, 'TENANT_DATABASE_URL_TEMPLATE', problems)
   if (databaseUrlTemplate !== undefined &&
     (!databaseUrlTemplate.includes(DATABASE_NAME_PLACEHOLDER) || !postgresUrl(databaseUrlTemplate.replace(DATABASE_NAME_PLACEHOLDER, 'x')))) {
     problems.push(`TENANT_DATABASE_URL_TEMPLATE must be a postgres:// URL containing ${DATABASE_NAME_PLACEHOLDER}, e.g. TENANT_DATABASE_URL_TEMPLATE=postgres://ficus@127.0.0.1:5432/${DATABASE_NAME_PLACEHOLDER}`)
     databaseUrlTemplate = undefined
   }
-  const pgliteDir = env.TENANT_PGLITE_DIR === '' ? undefined : env.TENANT_PGLITE_DIR
+  const pgliteDir = readSet(env, 'TENANT_PGLITE_DIR', problems)
   const config = {
     poolsMax: integer(env, 'TENANT_POOLS_MAX', 1, 50, problems),
     poolSize: integer(env, 'TENANT_POOL_SIZE', 1, 2, problems),
@@ -78,7 +78,7 @@ export function parseTenantDbConfig (env: Env, problems: string[]): TenantDbConf
     migrateConcurrency: integer(env, 'TENANT_MIGRATE_CONCURRENCY', 1, 4, problems),
     pgliteDir,
     pgliteMax: integer(env, 'TENANT_PGLITE_MAX', 1, 8, problems),
-    migrationsDir: env.MIGRATIONS_DIR === undefined || env.MIGRATIONS_DIR === '' ? TENANT_DB_DEFAULTS.MIGRATIONS_DIR : env.MIGRATIONS_DIR
+    migrationsDir: readSet(env, 'MIGRATIONS_DIR', problems) ?? TENANT_DB_DEFAULTS.MIGRATIONS_DIR
   }
   // Connection strings may carry passwords: kept out of JSON.stringify and of logged configs.
   Object.defineProperty(config, 'databaseUrl', { value: databaseUrl, enumerable: false })

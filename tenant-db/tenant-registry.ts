@@ -36,6 +36,10 @@ export class DatabaseTenantRegistry implements TenantRegistry {
     return this.#inner.start()
   }
 
+  reload (): void {
+    this.#inner.reload?.()
+  }
+
   get (id: string): TenantWithDatabase | undefined {
     const tenant = this.#inner.get(id)
     return tenant === undefined ? undefined : this.#bind(tenant)

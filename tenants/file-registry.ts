@@ -35,6 +35,10 @@ export class FileTenantRegistry implements TenantRegistry {
     this.#file.watch()
   }
 
+  reload (): void {
+    this.#file.reload()
+  }
+
   get (id: string): Tenant | undefined {
     return this.#tenants.get(id)
   }

@@ -13,4 +13,6 @@ export interface TenantRegistry {
   /** Describes the source for logs and /readyz (never a password). */
   readonly source: string
   close (): Promise<void>
+  /** Re-reads the source now (SIGHUP), for registries that read a file. */
+  reload? (): void
 }

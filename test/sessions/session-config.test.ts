@@ -29,7 +29,7 @@ t.test('reads every variable', async (t) => {
     SESSION_KEY_PREFIX: 'app:session:',
     SESSION_CODEC: 'flask-session',
     SESSION_SIGNER: 'itsdangerous',
-    SESSION_SECRET: 's3cret',
+    SESSION_SECRET: 's3cret-of-sixteen-bytes',
     SESSION_TENANT_KEY: 'school',
     SESSION_TTL_SECONDS: '2678400',
     SESSION_REDIS_TIMEOUT_MS: '250',
@@ -39,7 +39,7 @@ t.test('reads every variable', async (t) => {
   t.same(problems, [])
   t.match(config, {
     redisUrl: 'redis://127.0.0.1:6379/2', cookieName: 'sid', keyPrefix: 'app:session:', codec: 'flask-session',
-    signer: 'itsdangerous', secret: 's3cret', tenantKey: 'school', ttlSeconds: 2678400, redisTimeoutMs: 250,
+    signer: 'itsdangerous', secret: 's3cret-of-sixteen-bytes', tenantKey: 'school', ttlSeconds: 2678400, redisTimeoutMs: 250,
     writeRetries: 3, bindingCacheSize: 50
   })
   t.notMatch(JSON.stringify(config), /s3cret/, 'the secret does not show when the config is logged')
