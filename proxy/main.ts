@@ -19,6 +19,7 @@ import { decisionsFor } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { buildProxy } from './server.ts'
+import { createConsole } from '../console/index.ts'
 
 async function main (): Promise<void> {
   let config: Config
@@ -98,6 +99,11 @@ async function main (): Promise<void> {
       }
     })
   }
+  const migrationConsole = createConsole({
+    config: config.console, adminToken: config.adminToken, routes: migratedRoutes, registry, flags, killSwitchFlag: config.killSwitchFlag,
+    guards: safety.guards, metrics, flagsFile: config.flagsFile, unleashEnvironment: config.unleash?.environment, logger
+  })
+  closers.push(async () => migrationConsole.close())
   const admin = await buildAdmin({
     token: config.adminToken,
     logger,
@@ -108,7 +114,8 @@ async function main (): Promise<void> {
     ],
     decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag }),
     metrics,
-    safety
+    safety,
+    console: migrationConsole.plugin
   }, readiness)
 
   // Workers share the public port; each has its own admin port so each can be scraped.
@@ -125,7 +132,8 @@ async function main (): Promise<void> {
     tenants: `${registry.source} (${registry.size} schools)`,
     sessions: sessions.store.description,
     flags: flags.source,
-    migratedRoutes: migratedRoutes.map((route) => `${route.name} <- ${route.flag}`)
+    migratedRoutes: migratedRoutes.map((route) => `${route.name} <- ${route.flag}`),
+    console: `http://${config.adminHost}:${boundPort(admin.server.address(), adminPort)}/console`
   }, 'ficus is serving')
 
   let stopping = false

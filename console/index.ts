@@ -1,0 +1,75 @@
+// The migration console, put together from the parts ficus already has: the flags engine, the
+// school registry, the safety nets' shadow counts and breakers, and the metrics. main.ts makes
+// one and the admin listener registers its plugin under /console.
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import type { Flags } from '../flags/flags.ts'
+import type { FicusMetrics } from '../metrics/registry.ts'
+import type { MigratedRoute } from '../new-routes/route.ts'
+import type { RouteGuard } from '../safety/safety-net.ts'
+import type { TenantRegistry } from '../tenants/registry.ts'
+import { ConsoleAuth } from './auth.ts'
+import type { ConsoleConfig } from './config.ts'
+import { FileFlagStore, type FlagStore } from './flag-store.ts'
+import { FileChangeLog } from './history.ts'
+import { MigrationConsole } from './migration.ts'
+import { consolePlugin } from './plugin.ts'
+import { UnleashAdminFlagStore } from './unleash-store.ts'
+
+export interface ConsoleWiring {
+  readonly config: ConsoleConfig
+  readonly adminToken: string | undefined
+  readonly routes: readonly MigratedRoute[]
+  readonly registry: TenantRegistry
+  readonly flags: Flags
+  readonly killSwitchFlag: string | undefined
+  readonly guards: readonly RouteGuard[]
+  readonly metrics: FicusMetrics | undefined
+  /** Where flags live: the flags file, or Unleash (then UNLEASH_ADMIN_URL is required to make moves). */
+  readonly flagsFile: string
+  readonly unleashEnvironment: string | undefined
+  readonly logger: { info (obj: object, msg: string): void, warn (obj: object, msg: string): void }
+}
+
+export interface Console {
+  readonly plugin: (app: FastifyInstance) => Promise<void>
+  readonly migration: MigrationConsole
+  close (): void
+}
+
+export function createConsole (wiring: ConsoleWiring): Console {
+  const { config } = wiring
+  let store: FlagStore
+  if (config.unleashAdmin !== undefined) {
+    store = new UnleashAdminFlagStore({ ...config.unleashAdmin, environment: wiring.unleashEnvironment ?? 'default' })
+  } else {
+    if (wiring.unleashEnvironment !== undefined) wiring.logger.warn({}, 'UNLEASH_URL is set without UNLEASH_ADMIN_URL: console moves would write the flags file, which the Unleash client does not read')
+    store = new FileFlagStore(wiring.flagsFile)
+  }
+  let adminToken = wiring.adminToken
+  if (adminToken === undefined && config.users.length === 0) {
+    // Nobody configured to sign in: a token for this run only, written to the log (which only
+    // whoever runs the process reads), rather than an open console.
+    adminToken = randomBytes(18).toString('base64url')
+    wiring.logger.info({ user: 'admin', password: adminToken }, 'ADMIN_TOKEN and CONSOLE_USERS not set: sign in to the console as admin with this one-run password')
+  }
+  const migration = new MigrationConsole({
+    routes: wiring.routes,
+    registry: wiring.registry,
+    flags: wiring.flags,
+    killSwitchFlag: wiring.killSwitchFlag,
+    guards: wiring.guards,
+    metrics: wiring.metrics,
+    store,
+    log: new FileChangeLog(config.historyFile),
+    freezeWindows: config.freezeWindows
+  })
+  const plugin = consolePlugin({
+    migration,
+    auth: new ConsoleAuth(config.users, adminToken),
+    flags: wiring.flags,
+    killSwitchFlag: wiring.killSwitchFlag,
+    adminOnly: config.users.length === 0
+  })
+  return { plugin, migration, close: () => migration.recent.close() }
+}
