@@ -45,7 +45,8 @@ export function consolePlugin (options: ConsolePluginOptions) {
       reply.header('cache-control', 'no-store')
       reply.header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
       reply.header('x-frame-options', 'DENY')
-      reply.header('referrer-policy', 'no-referrer')
+      // same-origin, not no-referrer: with no-referrer, browsers send `Origin: null` on form posts.
+      reply.header('referrer-policy', 'same-origin')
       reply.header('x-content-type-options', 'nosniff')
       request.consoleSession = auth.session(request.headers.cookie) ?? null
       const path = request.url.split('?')[0]
