@@ -41,7 +41,7 @@ export function layout (title: string, body: string, user?: PageUser, freeze?: F
     ? ''
     : `<a href="/console">Matrix</a><a href="/console/history">History</a>
        <form method="post" action="/console/sign-out"><input type="hidden" name="csrf" value="${e(user.csrf)}"><span>${e(user.user)}</span> <button type="submit">Sign out</button></form>`
-  const frozen = freeze === undefined ? '' : `<div class="notice warn" role="status">Freeze window on (${e(freeze.text)}): moves towards new need an override with a reason. Moves to legacy and kill switches are always allowed.</div>`
+  const frozen = freeze === undefined ? '' : `<div class="notice warn" role="note">Freeze window on (${e(freeze.text)}): moves towards new need an override with a reason. Moves to legacy and kill switches are always allowed.</div>`
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${e(title)} · ficus console</title><style>${STYLE}</style></head>
 <body><a class="skip" href="#main">Skip to content</a><header><strong>ficus · migration console</strong>${bar}</header>
