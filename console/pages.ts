@@ -52,7 +52,8 @@ export function signInPage (error: string | undefined, adminOnly: boolean): stri
   return layout('Sign in', `${error === undefined ? '' : `<div class="notice bad" role="alert">${e(error)}</div>`}
 <form method="post" action="/console/sign-in">
 <label>User <input name="user" autocomplete="username" value="${adminOnly ? 'admin' : ''}" required></label>
-<label>Password (the admin token for user admin) <input name="password" type="password" autocomplete="current-password" required autofocus></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required autofocus aria-describedby="password-hint"></label>
+<p id="password-hint"><small>User admin signs in with the admin token.</small></p>
 <button class="primary" type="submit">Sign in</button></form>`)
 }
 
