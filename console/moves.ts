@@ -58,9 +58,12 @@ export function moveToLegacy (flag: string, current: FlagState, target: Target, 
   return next
 }
 
-/** Off keeps the strategies, so turning it back on restores exactly what was there. */
+/**
+ * Off keeps the strategies, so turning it back on restores exactly what was there. A flag with no
+ * strategies stays off: on, it would be on for every school.
+ */
 export function switchFlag (current: FlagState, enabled: boolean): FlagState {
-  return { enabled, strategies: current.strategies }
+  return normalise({ enabled, strategies: current.strategies })
 }
 
 /** The kill-switch flag of a route, pulled (on for every school) or released. */
