@@ -71,5 +71,5 @@ export function createConsole (wiring: ConsoleWiring): Console {
     killSwitchFlag: wiring.killSwitchFlag,
     adminOnly: config.users.length === 0
   })
-  return { plugin, migration, close: () => migration.recent.close() }
+  return { plugin, migration, close: () => migration.close() }
 }

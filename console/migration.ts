@@ -19,8 +19,9 @@ import type { Change, ChangeLog } from './history.ts'
 import { killSwitchState, moveToLegacy, moveToNew, switchFlag, type Target } from './moves.ts'
 import { RecentRequests, type RequestShare } from './recent-requests.ts'
 import { WhatIfFlags } from './what-if.ts'
+import { SideSnapshot, SIDES, type Side, type Snapshot } from './side-snapshot.ts'
 
-export type Side = 'new' | 'legacy' | 'shadow' | 'kill switch' | 'breaker open'
+export type { Side }
 const DAY_MS = 24 * 60 * 60 * 1000
 
 export interface ConsoleParts {
@@ -79,6 +80,7 @@ export class MigrationConsole {
   readonly #parts: ConsoleParts
   readonly #guards: ReadonlyMap<string, RouteGuard>
   readonly recent: RecentRequests
+  readonly sides: SideSnapshot
   readonly #now: () => Date
 
   constructor (parts: ConsoleParts) {
@@ -86,6 +88,16 @@ export class MigrationConsole {
     this.#guards = new Map(parts.guards.map((guard) => [guard.name, guard]))
     this.recent = new RecentRequests(parts.metrics, parts.routes.map((route) => route.name))
     this.#now = parts.now ?? (() => new Date())
+    const guards = parts.routes.map((route) => this.#guards.get(route.name))
+    this.sides = new SideSnapshot(parts.routes.length, () => parts.registry.all(), (r, school) => ({
+      side: this.side(parts.routes[r] as MigratedRoute, school),
+      shadow: guards[r]?.shadow.countsOf(school.id)
+    }))
+  }
+
+  close (): void {
+    this.recent.close()
+    this.sides.close()
   }
 
   get routes (): readonly MigratedRoute[] {
@@ -142,25 +154,24 @@ export class MigrationConsole {
     return (global !== undefined && flags.isEnabled(global, context)) || (route.killSwitch !== undefined && flags.isEnabled(route.killSwitch, context))
   }
 
-  /** Evidence of a group of schools (a cohort, or one school) on one route. */
-  evidence (route: MigratedRoute, schools: readonly Tenant[], cohort: string | undefined, shadowBySchool: Readonly<Record<string, ShadowCounts>>): CellEvidence {
-    const sides: Record<Side, number> = { new: 0, legacy: 0, shadow: 0, 'kill switch': 0, 'breaker open': 0 }
+  /** Evidence of a group of schools (a cohort, or one school) on one route, from a snapshot. */
+  evidence (snapshot: Snapshot, routeIndex: number, positions: readonly number[], cohort: string | undefined): CellEvidence {
+    const route = this.#parts.routes[routeIndex] as MigratedRoute
+    const counts = [0, 0, 0, 0, 0]
     const shadow: ShadowCounts = { match: 0, mismatch: 0, error: 0 }
-    for (const school of schools) {
-      sides[this.side(route, school)]++
-      const counts = shadowBySchool[school.id]
-      if (counts !== undefined) {
-        shadow.match += counts.match
-        shadow.mismatch += counts.mismatch
-        shadow.error += counts.error
-      }
+    const sides = snapshot.sides[routeIndex] as Uint8Array
+    const compared = snapshot.shadow[routeIndex] as Uint32Array
+    for (const position of positions) {
+      const side = sides[position] as number
+      counts[side] = (counts[side] ?? 0) + 1
+      shadow.match += compared[position * 3] as number
+      shadow.mismatch += compared[position * 3 + 1] as number
+      shadow.error += compared[position * 3 + 2] as number
     }
-    const ranked = (Object.entries(sides) as Array<[Side, number]>).sort((a, b) => b[1] - a[1])
-    return { side: ranked[0]?.[0] ?? 'legacy', sides, schools: schools.length, shadow, requests: cohort === undefined ? undefined : this.recent.share(route.name, cohort) }
-  }
-
-  shadowBySchool (route: MigratedRoute): Record<string, ShadowCounts> {
-    return this.#guards.get(route.name)?.shadow.summary().schools ?? {}
+    let top = 1
+    for (let i = 0; i < counts.length; i++) if ((counts[i] as number) > (counts[top] as number)) top = i
+    const bySide = Object.fromEntries(SIDES.map((side, i) => [side, counts[i] as number])) as Record<Side, number>
+    return { side: SIDES[top] as Side, sides: bySide, schools: positions.length, shadow, requests: cohort === undefined ? undefined : this.recent.share(route.name, cohort) }
   }
 
   /** A cell opened: why, the last mismatches, the breaker, the history. */
@@ -171,7 +182,7 @@ export class MigrationConsole {
       decision: explainDecision(this.#parts.flags, route, context, this.#parts.killSwitchFlag),
       side: this.side(route, school),
       shadowFlag: guard?.shadowRoute.flag,
-      shadow: guard?.shadow.summary().schools[school.id],
+      shadow: guard?.shadow.countsOf(school.id),
       mismatches: (guard?.shadow.mismatches() ?? []).filter((mismatch) => mismatch.tenant === school.id),
       breaker: guard?.breaker.state(school.id) ?? 'closed',
       history: (await this.#parts.log.list({ school: school.id })).filter((change) => this.#flagsOf(route).includes(change.flag))

@@ -97,6 +97,7 @@ export function matrixPage (options: {
   page: number
   pages: number
   schoolCount: number
+  takenAt: number
   store: string
 }): string {
   const { routes, columns } = options
@@ -116,7 +117,7 @@ export function matrixPage (options: {
   return layout('Where every route stands', `
 <form method="get" action="/console" role="search"><label>Find a school <input name="q" value="${e(options.query)}" placeholder="school-b or a name"></label> <button type="submit">Search</button></form>
 <nav class="cohorts" aria-label="Cohorts"><a href="/console">All cohorts</a>${options.cohorts.map((c) => `<a href="/console?cohort=${encodeURIComponent(c.name)}">${e(c.name)} (${c.count})</a>`).join('')}</nav>
-<p>${options.schoolCount} schools · flags in ${e(options.store)} · requests counted per school's first cohort over the last minutes</p>
+<p>${options.schoolCount} schools · flags in ${e(options.store)} · sides as of ${e(new Date(options.takenAt).toISOString().slice(11, 19))} UTC · requests counted by each school's first cohort over the last five minutes</p>
 <h2>${e(heading)}</h2>${pager}
 <table><caption class="skip">Routes by ${options.cohort === undefined && options.query === '' ? 'cohort' : 'school'}</caption>
 <thead><tr><th scope="col">Route</th>${columns.map((column) => `<th scope="col"><a href="${e(column.href)}">${e(column.label)}</a></th>`).join('')}</tr></thead>

@@ -8,6 +8,7 @@ import { clearedCookie, csrfMatches, sessionCookie, type ConsoleAuth, type Conso
 import type { Action, MigrationConsole, Move, Preview } from './migration.ts'
 import { cellPage, errorPage, historyPage, matrixPage, previewPage, routePage, schoolPage, signInPage, decisionInWords, type MatrixColumn, type PageUser } from './pages.ts'
 import type { Change } from './history.ts'
+import type { Tenant } from '../tenants/tenant.ts'
 import { explainDecision } from '../flags/decide-backend.ts'
 import type { Flags } from '../flags/flags.ts'
 
@@ -94,7 +95,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
 
     app.get<{ Querystring: { q?: string, cohort?: string, page?: string } }>('/console', async (request, reply) => {
       const user = pageUser(request.consoleSession as ConsoleSession)
-      return html(reply, 200, renderMatrix(migration, user, request.query))
+      return html(reply, 200, await renderMatrix(migration, user, request.query))
     })
 
     app.get<{ Querystring: { route?: string, school?: string, saved?: string } }>('/console/cell', async (request, reply) => {
@@ -173,36 +174,44 @@ export function consolePlugin (options: ConsolePluginOptions) {
   }
 }
 
-function renderMatrix (migration: MigrationConsole, user: PageUser, query: { q?: string, cohort?: string, page?: string }): string {
+async function renderMatrix (migration: MigrationConsole, user: PageUser, query: { q?: string, cohort?: string, page?: string }): Promise<string> {
   const routes = migration.routes
-  const cohorts = migration.cohorts()
+  const snapshot = await migration.sides.current()
+  const cohorts = snapshot.cohorts
   const search = (query.q ?? '').trim().toLowerCase()
   const cohort = query.cohort !== undefined && cohorts.has(query.cohort) ? query.cohort : undefined
-  const shadow = routes.map((route) => migration.shadowBySchool(route))
   let columns: MatrixColumn[]
   let page = 1
   let pages = 1
-  const schoolColumns = (schools: ReturnType<MigrationConsole['schools']>): MatrixColumn[] => schools.map((school) => ({
-    label: school.id,
-    href: `/console/school?id=${encodeURIComponent(school.id)}`,
-    cells: routes.map((route, r) => ({
-      school: true,
-      href: `/console/cell?route=${encodeURIComponent(route.name)}&school=${encodeURIComponent(school.id)}`,
-      evidence: migration.evidence(route, [school], undefined, shadow[r] ?? {})
-    }))
-  }))
+  const schoolColumns = (positions: readonly number[]): MatrixColumn[] => positions.map((position) => {
+    const school = snapshot.schools[position] as Tenant
+    return {
+      label: school.id,
+      href: `/console/school?id=${encodeURIComponent(school.id)}`,
+      cells: routes.map((route, r) => ({
+        school: true,
+        href: `/console/cell?route=${encodeURIComponent(route.name)}&school=${encodeURIComponent(school.id)}`,
+        evidence: migration.evidence(snapshot, r, [position], undefined)
+      }))
+    }
+  })
   if (search !== '') {
-    columns = schoolColumns(migration.schools().filter((school) => school.id.includes(search) || school.name.toLowerCase().includes(search)).slice(0, SEARCH_LIMIT))
+    const found: number[] = []
+    for (let i = 0; i < snapshot.schools.length && found.length < SEARCH_LIMIT; i++) {
+      const school = snapshot.schools[i] as Tenant
+      if (school.id.includes(search) || school.name.toLowerCase().includes(search)) found.push(i)
+    }
+    columns = schoolColumns(found)
   } else if (cohort !== undefined) {
-    const schools = cohorts.get(cohort) ?? []
-    pages = Math.max(1, Math.ceil(schools.length / PAGE_SIZE))
+    const positions = cohorts.get(cohort) ?? []
+    pages = Math.max(1, Math.ceil(positions.length / PAGE_SIZE))
     page = Math.min(Math.max(1, Number.parseInt(query.page ?? '1', 10) || 1), pages)
-    columns = schoolColumns(schools.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE))
+    columns = schoolColumns(positions.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE))
   } else {
-    columns = [...cohorts].map(([name, schools]) => ({
-      label: `${name} (${schools.length})`,
+    columns = [...cohorts].map(([name, positions]) => ({
+      label: `${name} (${positions.length})`,
       href: `/console?cohort=${encodeURIComponent(name)}`,
-      cells: routes.map((route, r) => ({ school: false, href: `/console?cohort=${encodeURIComponent(name)}`, evidence: migration.evidence(route, schools, name, shadow[r] ?? {}) }))
+      cells: routes.map((route, r) => ({ school: false, href: `/console?cohort=${encodeURIComponent(name)}`, evidence: migration.evidence(snapshot, r, positions, name) }))
     }))
   }
   return matrixPage({
@@ -210,12 +219,13 @@ function renderMatrix (migration: MigrationConsole, user: PageUser, query: { q?:
     freeze: migration.freezeNow(),
     routes,
     columns,
-    cohorts: [...cohorts].map(([name, schools]) => ({ name, count: schools.length })),
+    cohorts: [...cohorts].map(([name, positions]) => ({ name, count: positions.length })),
     query: query.q ?? '',
     cohort,
     page,
     pages,
-    schoolCount: migration.schools().length,
+    schoolCount: snapshot.schools.length,
+    takenAt: snapshot.takenAt,
     store: migration.storeDescription
   })
 }
