@@ -23,6 +23,8 @@ import { SideSnapshot, SIDES, type Side, type Snapshot } from './side-snapshot.t
 
 export type { Side }
 const DAY_MS = 24 * 60 * 60 * 1000
+// The newest ones; /shadow/mismatches on the admin listener lists all that are kept.
+const CELL_MISMATCHES = 5
 
 export interface ConsoleParts {
   readonly routes: readonly MigratedRoute[]
@@ -183,7 +185,7 @@ export class MigrationConsole {
       side: this.side(route, school),
       shadowFlag: guard?.shadowRoute.flag,
       shadow: guard?.shadow.countsOf(school.id),
-      mismatches: (guard?.shadow.mismatches() ?? []).filter((mismatch) => mismatch.tenant === school.id),
+      mismatches: (guard?.shadow.mismatches() ?? []).filter((mismatch) => mismatch.tenant === school.id).slice(0, CELL_MISMATCHES),
       breaker: guard?.breaker.state(school.id) ?? 'closed',
       history: (await this.#parts.log.list({ school: school.id })).filter((change) => this.#flagsOf(route).includes(change.flag))
     }

@@ -28,7 +28,7 @@ export function moveToNew (flag: string, current: FlagState, target: Target): Fl
   } else {
     strategies.push({
       name: 'flexibleRollout',
-      title: target.kind === 'schools' ? 'Schools on the new side' : 'Cohorts on the new side',
+      title: target.kind === 'schools' ? 'Schools (ficus console)' : 'Cohorts (ficus console)',
       parameters: { rollout: '100', stickiness: 'tenantId', groupId: flag },
       constraints: [{ contextName, operator: 'IN', values: [...values], inverted: false, caseInsensitive: false }]
     })
@@ -79,7 +79,7 @@ function withPercentage (flag: string, strategies: Strategy[], percent: number):
     const strategy = strategies[index] as Strategy
     strategies[index] = { ...strategy, parameters: { ...strategy.parameters, rollout: String(percent) } }
   } else {
-    strategies.push({ name: 'flexibleRollout', title: 'Share of schools on the new side', parameters: { rollout: String(percent), stickiness: 'tenantId', groupId: flag }, constraints: [] })
+    strategies.push({ name: 'flexibleRollout', title: 'Share of schools (ficus console)', parameters: { rollout: String(percent), stickiness: 'tenantId', groupId: flag }, constraints: [] })
   }
   return normalise({ enabled: true, strategies })
 }

@@ -22,7 +22,7 @@ table{border-collapse:collapse;background:#fff}th,td{border:1px solid #d0d5dd;pa
 th{background:#eef1f5;font-weight:600}td.cell a{display:block;text-decoration:none;color:inherit}td.cell small{display:block;color:#475467;font-size:.75rem}
 .side{display:inline-block;border-radius:.3rem;padding:0 .35rem;font-weight:600;font-size:.85rem}
 .side-new{background:#d1fadf;color:#05603a}.side-legacy{background:#eaecf0;color:#344054}.side-shadow{background:#e0eaff;color:#2d31a6}
-.side-kill{background:#fee4e2;color:#b42318}.side-breaker{background:#fef0c7;color:#93370d}
+.side-kill{background:#fee4e2;color:#b42318}.side-mixed{background:#fff;color:#344054;border:1px dashed #667085}.side-breaker{background:#fef0c7;color:#93370d}
 .notice{background:#fff;border-left:4px solid #1d4ed8;padding:.5rem .8rem;margin:.8rem 0}.warn{border-color:#f59e0b}.bad{border-color:#d92d20}
 pre{background:#101828;color:#f2f4f7;padding:.6rem;overflow:auto;font-size:.8rem}
 form.inline{display:inline}button{font:inherit;padding:.3rem .7rem;border-radius:.3rem;border:1px solid #98a2b3;background:#fff;cursor:pointer}
@@ -112,7 +112,8 @@ export function matrixPage (options: {
     const count = cell.school ? '' : ` ${ev.sides.new + ev.sides['breaker open']}/${ev.schools} new`
     const held = ev.sides['kill switch'] + ev.sides['breaker open']
     const extra = cell.school ? '' : [ev.sides.shadow > 0 ? `${ev.sides.shadow} in shadow` : '', held > 0 ? `${held} held on legacy` : ''].filter((x) => x !== '').join(' · ')
-    return `<td class="cell"><a href="${e(cell.href)}">${sideBadge(ev.side)}${e(count)}<small>${e([extra, evidenceLine(ev)].filter((x) => x !== '').join(' · '))}</small></a></td>`
+    const badge = cell.school || ev.sides[ev.side] === ev.schools ? sideBadge(ev.side) : '<span class="side side-mixed">mixed</span>'
+    return `<td class="cell"><a href="${e(cell.href)}">${badge}${e(count)}<small>${e([extra, evidenceLine(ev)].filter((x) => x !== '').join(' · '))}</small></a></td>`
   }).join('')}</tr>`).join('')
   return layout('Where every route stands', `
 <form method="get" action="/console" role="search"><label>Find a school <input name="q" value="${e(options.query)}" placeholder="school-b or a name"></label> <button type="submit">Search</button></form>
