@@ -19,6 +19,7 @@ import { SafetyNet } from '../safety/safety-net.ts'
 import { FileTenantRegistry } from '../tenants/file-registry.ts'
 import { FileFlagStore } from '../console/flag-store.ts'
 import { FileChangeLog } from '../console/history.ts'
+import { FileSchedule } from '../console/schedule.ts'
 import { MigrationConsole } from '../console/migration.ts'
 import { renderMatrix } from '../console/plugin.ts'
 import { BENCH_FLAGS, BENCH_PATHS, SCHOOLS, schoolId, writeFixtures } from './lib/fixtures.ts'
@@ -56,7 +57,7 @@ async function measureRender (tenantsFile: string, flagsFile: string): Promise<v
   for (const guard of safety.guards) for (let i = 0; i < SCHOOLS; i++) guard.shadow.add(schoolId(i), i % 50 === 0 ? 'mismatch' : 'match')
   for (let r = 0; r < routes.length; r++) for (let i = 0; i < 20_000; i++) metrics.observe(FicusMetrics.FIRST_ROUTE + r, i % 3 === 0 ? 'new' : 'legacy', 200, `wave-${i % 5}`, 0.01)
   const dir = mkdtempSync(join(tmpdir(), 'ficus-bench-console-'))
-  const migration = new MigrationConsole({ routes, registry, flags, killSwitchFlag: BENCH_FLAGS.killSwitch, guards: safety.guards, metrics, store: new FileFlagStore(flagsFile), log: new FileChangeLog(join(dir, 'history.jsonl')), freezeWindows: [] })
+  const migration = new MigrationConsole({ routes, registry, flags, killSwitchFlag: BENCH_FLAGS.killSwitch, guards: safety.guards, metrics, store: new FileFlagStore(flagsFile), log: new FileChangeLog(join(dir, 'history.jsonl')), schedule: new FileSchedule(join(dir, 'schedule.json')), freezeWindows: [] })
   const user = { user: 'bench', csrf: 'x' }
   // The walk of every (route, school) side, cold (the flag engine has decided none of them yet)
   // then warm, in slices that yield to the event loop; the longest slice is what a request can wait.

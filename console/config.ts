@@ -18,6 +18,8 @@ export interface ConsoleConfig {
   readonly freezeWindows: readonly FreezeWindow[]
   /** Where changes are recorded without a control database. */
   readonly historyFile: string
+  /** Where scheduled changes wait without a control database. */
+  readonly scheduleFile: string
 }
 
 export function parseConsoleConfig (env: Env, problems: string[]): ConsoleConfig {
@@ -58,6 +60,7 @@ export function parseConsoleConfig (env: Env, problems: string[]): ConsoleConfig
     users: Object.freeze(users),
     unleashAdmin,
     freezeWindows: Object.freeze(freeze.windows),
-    historyFile: raw('CONSOLE_HISTORY_FILE') ?? join(tmpdir(), 'ficus-console-history.jsonl')
+    historyFile: raw('CONSOLE_HISTORY_FILE') ?? join(tmpdir(), 'ficus-console-history.jsonl'),
+    scheduleFile: raw('CONSOLE_SCHEDULE_FILE') ?? join(tmpdir(), 'ficus-console-schedule.json')
   })
 }

@@ -15,6 +15,8 @@ import { FileChangeLog } from './history.ts'
 import { MigrationConsole } from './migration.ts'
 import { consolePlugin } from './plugin.ts'
 import { UnleashAdminFlagStore } from './unleash-store.ts'
+import { FileSchedule } from './schedule.ts'
+import { controlPool, PgChangeLog, PgSchedule } from './pg-console.ts'
 
 export interface ConsoleWiring {
   readonly config: ConsoleConfig
@@ -28,13 +30,15 @@ export interface ConsoleWiring {
   /** Where flags live: the flags file, or Unleash (then UNLEASH_ADMIN_URL is required to make moves). */
   readonly flagsFile: string
   readonly unleashEnvironment: string | undefined
+  /** The control database: the change log and the schedule live there when it is set. */
+  readonly controlDatabaseUrl: string | undefined
   readonly logger: { info (obj: object, msg: string): void, warn (obj: object, msg: string): void }
 }
 
 export interface Console {
   readonly plugin: (app: FastifyInstance) => Promise<void>
   readonly migration: MigrationConsole
-  close (): void
+  close (): Promise<void>
 }
 
 export function createConsole (wiring: ConsoleWiring): Console {
@@ -53,6 +57,7 @@ export function createConsole (wiring: ConsoleWiring): Console {
     adminToken = randomBytes(18).toString('base64url')
     wiring.logger.info({ user: 'admin', password: adminToken }, 'ADMIN_TOKEN and CONSOLE_USERS not set: sign in to the console as admin with this one-run password')
   }
+  const pool = wiring.controlDatabaseUrl === undefined ? undefined : controlPool(wiring.controlDatabaseUrl)
   const migration = new MigrationConsole({
     routes: wiring.routes,
     registry: wiring.registry,
@@ -61,8 +66,10 @@ export function createConsole (wiring: ConsoleWiring): Console {
     guards: wiring.guards,
     metrics: wiring.metrics,
     store,
-    log: new FileChangeLog(config.historyFile),
-    freezeWindows: config.freezeWindows
+    log: pool === undefined ? new FileChangeLog(config.historyFile) : new PgChangeLog(pool),
+    schedule: pool === undefined ? new FileSchedule(config.scheduleFile) : new PgSchedule(pool),
+    freezeWindows: config.freezeWindows,
+    logger: wiring.logger
   })
   const plugin = consolePlugin({
     migration,
@@ -71,5 +78,12 @@ export function createConsole (wiring: ConsoleWiring): Console {
     killSwitchFlag: wiring.killSwitchFlag,
     adminOnly: config.users.length === 0
   })
-  return { plugin, migration, close: () => migration.close() }
+  return {
+    plugin,
+    migration,
+    async close () {
+      migration.close()
+      await pool?.end()
+    }
+  }
 }

@@ -20,6 +20,8 @@ import { killSwitchState, moveToLegacy, moveToNew, switchFlag, type Target } fro
 import { RecentRequests, type RequestShare } from './recent-requests.ts'
 import { WhatIfFlags } from './what-if.ts'
 import { SideSnapshot, SIDES, type Side, type Snapshot } from './side-snapshot.ts'
+import type { Schedule, ScheduledChange } from './schedule.ts'
+import { FicusError } from '../errors/index.ts'
 
 export type { Side }
 const DAY_MS = 24 * 60 * 60 * 1000
@@ -36,8 +38,13 @@ export interface ConsoleParts {
   readonly store: FlagStore
   readonly log: ChangeLog
   readonly freezeWindows: readonly FreezeWindow[]
+  readonly schedule: Schedule
+  readonly logger?: { info (obj: object, msg: string): void, warn (obj: object, msg: string): void }
   readonly now?: () => Date
 }
+
+/** How often due scheduled changes are looked for. */
+const SCHEDULE_TICK_MS = 1_000
 
 export type Action = 'new' | 'legacy' | 'shadow-on' | 'shadow-off' | 'kill' | 'release'
 
@@ -84,6 +91,8 @@ export class MigrationConsole {
   readonly recent: RecentRequests
   readonly sides: SideSnapshot
   readonly #now: () => Date
+  readonly #scheduleTimer: NodeJS.Timeout
+  #ticking = false
 
   constructor (parts: ConsoleParts) {
     this.#parts = parts
@@ -95,11 +104,68 @@ export class MigrationConsole {
       side: this.side(parts.routes[r] as MigratedRoute, school),
       shadow: guards[r]?.shadow.countsOf(school.id)
     }))
+    this.#scheduleTimer = setInterval(() => void this.applyDue(), SCHEDULE_TICK_MS)
+    this.#scheduleTimer.unref()
   }
 
   close (): void {
     this.recent.close()
     this.sides.close()
+    clearInterval(this.#scheduleTimer)
+  }
+
+  /** Plans a previewed move for `dueAt`, from the flag state the preview was computed on. */
+  async scheduleMove (preview: Preview, who: string, dueAt: Date, overrideReason: string | undefined): Promise<ScheduledChange> {
+    if (Number.isNaN(dueAt.getTime()) || dueAt.getTime() <= this.#now().getTime()) throw ConsoleErrors.FICUS_ERR_CONSOLE_BAD_MOVE('a scheduled change needs a time in the future')
+    return await this.#parts.schedule.add({
+      dueAt: dueAt.toISOString(), who, route: preview.move.route, flag: preview.flag, what: preview.what, move: preview.move, fromVersion: preview.version,
+      ...(overrideReason === undefined || overrideReason.trim() === '' ? {} : { overrideReason: overrideReason.trim() })
+    })
+  }
+
+  async scheduled (): Promise<ScheduledChange[]> {
+    return await this.#parts.schedule.list()
+  }
+
+  async cancelScheduled (id: string): Promise<boolean> {
+    return await this.#parts.schedule.cancel(id)
+  }
+
+  /**
+   * Applies the scheduled changes that are due, if this process is the applier this tick. A change
+   * whose flag moved since it was planned is skipped, as is one refused now (a freeze window it
+   * has no override for): both are reported on the schedule and in the log.
+   */
+  async applyDue (): Promise<void> {
+    if (this.#ticking) return
+    this.#ticking = true
+    try {
+      await this.#parts.schedule.applyDue(this.#now(), async (change) => {
+        let preview: Preview
+        try {
+          preview = await this.preview(change.move)
+        } catch (error) {
+          return this.#skipped(change, error instanceof FicusError ? error.message : 'the move can no longer be previewed')
+        }
+        if (preview.version !== change.fromVersion) return this.#skipped(change, `not applied: ${preview.flag} changed since this was scheduled`)
+        try {
+          const saved = await this.save(preview, change.who, change.overrideReason, { scheduledBy: change.id })
+          this.#parts.logger?.info({ scheduled: change.id, change: saved.id, route: change.route, what: change.what }, 'scheduled console change applied')
+          return { status: 'applied', outcome: `applied: ${saved.schools.length} school(s) changed side`, changeId: saved.id }
+        } catch (error) {
+          return this.#skipped(change, `not applied: ${error instanceof FicusError ? error.message : 'the flag store did not take it'}`)
+        }
+      })
+    } catch (error) {
+      this.#parts.logger?.warn({ err: (error as Error).message }, 'scheduled console changes could not be checked')
+    } finally {
+      this.#ticking = false
+    }
+  }
+
+  #skipped (change: ScheduledChange, outcome: string): { status: 'skipped', outcome: string } {
+    this.#parts.logger?.warn({ scheduled: change.id, route: change.route, what: change.what, outcome }, 'scheduled console change skipped')
+    return { status: 'skipped', outcome }
   }
 
   get routes (): readonly MigratedRoute[] {

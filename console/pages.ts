@@ -11,6 +11,7 @@ import type { FlagState } from './flag-store.ts'
 import type { Change } from './history.ts'
 import type { CellEvidence, Preview, Side } from './migration.ts'
 import type { FreezeWindow } from './freeze.ts'
+import type { ScheduledChange } from './schedule.ts'
 
 const STYLE = `
 :root{font-family:system-ui,sans-serif;color:#1b1f24;background:#f6f7f9}
@@ -39,7 +40,7 @@ export interface PageUser {
 export function layout (title: string, body: string, user?: PageUser, freeze?: FreezeWindow): string {
   const bar = user === undefined
     ? ''
-    : `<a href="/console">Matrix</a><a href="/console/history">History</a>
+    : `<a href="/console">Matrix</a><a href="/console/history">History</a><a href="/console/scheduled">Scheduled</a>
        <form method="post" action="/console/sign-out"><input type="hidden" name="csrf" value="${e(user.csrf)}"><span>${e(user.user)}</span> <button type="submit">Sign out</button></form>`
   const frozen = freeze === undefined ? '' : `<div class="notice warn" role="note">Freeze window on (${e(freeze.text)}): moves towards new need an override with a reason. Moves to legacy and kill switches are always allowed.</div>`
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -241,7 +242,12 @@ export function previewPage (options: { user: PageUser, preview: Preview, fields
   return layout(`Preview: ${preview.what}`, `<p>Route ${e(preview.move.route)} · flag ${e(preview.flag)}</p>
 <div class="notice" role="status">${lines.map((line) => `<p>${e(line)}</p>`).join('')}</div>
 <details><summary>Flag definition before and after</summary><pre>${e(stateText(preview.before))}</pre><pre>${e(stateText(preview.after))}</pre></details>
-${preview.unchanged ? `<p><a href="${e(options.back)}">Back</a></p>` : `<form method="post" action="/console/apply">${hidden}${override}<button class="primary" type="submit">Save</button> <a href="${e(options.back)}">Cancel</a></form>`}`, user, preview.freeze)
+${preview.unchanged ? `<p><a href="${e(options.back)}">Back</a></p>` : `<form method="post" action="/console/apply">${hidden}${override}<button class="primary" type="submit">Save</button> <a href="${e(options.back)}">Cancel</a></form>
+${options.fields.revert === undefined ? `<form method="post" action="/console/schedule"><fieldset><legend>Or schedule it</legend>${hidden}
+<label>At (UTC) <input type="datetime-local" name="at" required></label>
+<label>Override reason, if it will fall in a freeze window <input name="overrideReason" size="60"></label>
+<p><small>Applied at that time only if ${e(preview.flag)} is still as it is now; otherwise it is skipped and reported.</small></p>
+<button type="submit">Schedule</button></fieldset></form>` : ''}`}`, user, preview.freeze)
 }
 
 export function schoolPage (options: { user: PageUser, freeze: FreezeWindow | undefined, school: Tenant, rows: ReadonlyArray<{ route: MigratedRoute, side: Side, reason: string }>, history: readonly Change[] }): string {
@@ -254,4 +260,12 @@ ${options.rows.map((row) => `<tr><th scope="row"><a href="/console/cell?route=${
 
 export function historyPage (options: { user: PageUser, freeze: FreezeWindow | undefined, changes: readonly Change[], saved?: Change }): string {
   return layout('Who did what', `${savedNotice(options.saved)}${historyTable(options.changes, options.user)}`, options.user, options.freeze)
+}
+
+export function scheduledPage (options: { user: PageUser, freeze: FreezeWindow | undefined, changes: readonly ScheduledChange[], added?: ScheduledChange }): string {
+  const { user } = options
+  const rows = options.changes.map((c) => `<tr><td>${e(c.dueAt)}</td><td>${e(c.who)}</td><td>${e(c.route)} · ${e(c.flag)}</td><td>${e(c.what)}</td><td>${e(c.status)}</td><td>${e(c.outcome ?? '')}</td>
+<td>${c.status === 'pending' ? `<form method="post" action="/console/scheduled/cancel"><input type="hidden" name="csrf" value="${e(user.csrf)}"><input type="hidden" name="id" value="${e(c.id)}"><button type="submit">Cancel</button></form>` : ''}</td></tr>`).join('')
+  return layout('Scheduled changes', `${options.added === undefined ? '' : `<div class="notice" role="status">Scheduled: ${e(options.added.what)} at ${e(options.added.dueAt)}.</div>`}
+${options.changes.length === 0 ? '<p>Nothing scheduled.</p>' : `<table><thead><tr><th scope="col">Due</th><th scope="col">Who</th><th scope="col">Route · flag</th><th scope="col">What</th><th scope="col">Status</th><th scope="col">Outcome</th><th scope="col"></th></tr></thead><tbody>${rows}</tbody></table>`}`, user, options.freeze)
 }

@@ -6,7 +6,7 @@ import { FicusError } from '../errors/index.ts'
 import { ConsoleErrors } from './errors.ts'
 import { clearedCookie, csrfMatches, sessionCookie, type ConsoleAuth, type ConsoleSession } from './auth.ts'
 import type { Action, MigrationConsole, Move, Preview } from './migration.ts'
-import { cellPage, errorPage, historyPage, matrixPage, previewPage, routePage, schoolPage, signInPage, decisionInWords, type MatrixColumn, type PageUser } from './pages.ts'
+import { cellPage, errorPage, historyPage, matrixPage, previewPage, routePage, scheduledPage, schoolPage, signInPage, decisionInWords, type MatrixColumn, type PageUser } from './pages.ts'
 import type { Change } from './history.ts'
 import type { Tenant } from '../tenants/tenant.ts'
 import { explainDecision } from '../flags/decide-backend.ts'
@@ -145,6 +145,28 @@ export function consolePlugin (options: ConsolePluginOptions) {
       const user = pageUser(request.consoleSession as ConsoleSession)
       const { change, preview } = await revertPreview(migration, request.body.id)
       return html(reply, 200, previewPage({ user, preview, fields: { revert: change.id }, back: '/console/history' }))
+    })
+
+    app.post<{ Body: Form }>('/console/schedule', async (request, reply) => {
+      const session = request.consoleSession as ConsoleSession
+      const preview = await migration.preview(readMove(request.body))
+      if (request.body.version !== preview.version) throw ConsoleErrors.FICUS_ERR_CONSOLE_STALE(`${preview.flag} changed since the preview was shown`)
+      // datetime-local sends no zone: the form says UTC.
+      const at = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(request.body.at ?? '') ? new Date(`${request.body.at}Z`) : new Date(Number.NaN)
+      const added = await migration.scheduleMove(preview, session.user, at, request.body.overrideReason)
+      request.log.info({ user: session.user, scheduled: added.id, route: added.route, dueAt: added.dueAt }, 'console change scheduled')
+      return reply.code(303).header('location', `/console/scheduled?added=${encodeURIComponent(added.id)}`).send()
+    })
+
+    app.get<{ Querystring: { added?: string } }>('/console/scheduled', async (request, reply) => {
+      const user = pageUser(request.consoleSession as ConsoleSession)
+      const changes = await migration.scheduled()
+      return html(reply, 200, scheduledPage({ user, freeze: migration.freezeNow(), changes, added: changes.find((c) => c.id === request.query.added) }))
+    })
+
+    app.post<{ Body: Form }>('/console/scheduled/cancel', async (request, reply) => {
+      await migration.cancelScheduled(request.body.id ?? '')
+      return reply.code(303).header('location', '/console/scheduled').send()
     })
 
     app.post<{ Body: Form }>('/console/apply', async (request, reply) => {

@@ -101,9 +101,9 @@ async function main (): Promise<void> {
   }
   const migrationConsole = createConsole({
     config: config.console, adminToken: config.adminToken, routes: migratedRoutes, registry, flags, killSwitchFlag: config.killSwitchFlag,
-    guards: safety.guards, metrics, flagsFile: config.flagsFile, unleashEnvironment: config.unleash?.environment, logger
+    guards: safety.guards, metrics, flagsFile: config.flagsFile, unleashEnvironment: config.unleash?.environment, controlDatabaseUrl: config.tenantDb.databaseUrl, logger
   })
-  closers.push(async () => migrationConsole.close())
+  closers.push(() => migrationConsole.close())
   const admin = await buildAdmin({
     token: config.adminToken,
     logger,
