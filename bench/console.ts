@@ -23,7 +23,7 @@ import { FileSchedule } from '../console/schedule.ts'
 import { MigrationConsole } from '../console/migration.ts'
 import { renderMatrix } from '../console/plugin.ts'
 import { BENCH_FLAGS, BENCH_PATHS, SCHOOLS, schoolId, writeFixtures } from './lib/fixtures.ts'
-import { spawnPinned, waitReady } from './lib/proc.ts'
+import { CLOCK_TICKS_PER_SECOND, cpuTicks, spawnPinned, waitReady } from './lib/proc.ts'
 import { PROBE_HOST } from './lib/scenarios.ts'
 import { ensureTools } from './lib/tools.ts'
 
@@ -146,20 +146,26 @@ async function measurePublicPort (fixtures: ReturnType<typeof writeFixtures>): P
     await load() // warm-up
     const without: number[] = []
     const withConsole: number[] = []
+    const cpuWithout: number[] = []
+    const cpuWith: number[] = []
     const readTimes: number[] = []
     for (let round = 0; round < rounds; round++) {
       for (const reading of round % 2 === 0 ? [false, true] : [true, false]) {
         const stop = { done: false }
+        const ticks = cpuTicks(ficus.pid)
         const reads = reading ? reader(stop, readTimes) : Promise.resolve()
         const result = await load()
         stop.done = true
         await reads
+        // ficus's own CPU over the run, in ms per second: what the console's reads add to it.
+        ;(reading ? cpuWith : cpuWithout).push(((cpuTicks(ficus.pid) - ticks) * 1_000 / CLOCK_TICKS_PER_SECOND) / seconds)
         if (result.errors > 0) throw new Error(`${result.errors} requests failed`)
         ;(reading ? withConsole : without).push(result.p99Ms)
         log(`  round ${round + 1}, ${reading ? 'console reading every second' : 'no console                  '}: ${Math.round(result.requests / seconds)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`)
       }
     }
     log(`legacy-bound p99, median of ${rounds}: without the console ${median(without).toFixed(2)} ms, with it ${median(withConsole).toFixed(2)} ms (ratio ${(median(withConsole) / median(without)).toFixed(3)}); three console pages took ${median(readTimes).toFixed(0)} ms (median)`)
+    log(`ficus CPU, median: ${median(cpuWithout).toFixed(0)} ms/s without the console, ${median(cpuWith).toFixed(0)} ms/s with it (+${(median(cpuWith) - median(cpuWithout)).toFixed(0)} ms/s)`)
   } finally {
     await ficus.stop()
     await upstream.stop()

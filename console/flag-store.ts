@@ -113,3 +113,19 @@ export class FileFlagStore implements FlagStore {
     return { document, text }
   }
 }
+
+/**
+ * Flags served by an Unleash server with no Admin API configured: the console shows where things
+ * stand but makes no move (writing the bootstrap file would change nothing that is served).
+ */
+export class ReadOnlyFlagStore implements FlagStore {
+  readonly description = 'Unleash (read only: set UNLEASH_ADMIN_URL and UNLEASH_ADMIN_TOKEN to make moves)'
+
+  async read (): Promise<StoredFlag> {
+    throw new Error('moves need UNLEASH_ADMIN_URL and UNLEASH_ADMIN_TOKEN: flags come from an Unleash server')
+  }
+
+  async write (): Promise<boolean> {
+    throw new Error('moves need UNLEASH_ADMIN_URL and UNLEASH_ADMIN_TOKEN: flags come from an Unleash server')
+  }
+}

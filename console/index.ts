@@ -10,7 +10,7 @@ import type { RouteGuard } from '../safety/safety-net.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
 import { ConsoleAuth } from './auth.ts'
 import type { ConsoleConfig } from './config.ts'
-import { FileFlagStore, type FlagStore } from './flag-store.ts'
+import { FileFlagStore, ReadOnlyFlagStore, type FlagStore } from './flag-store.ts'
 import { FileChangeLog } from './history.ts'
 import { MigrationConsole } from './migration.ts'
 import { consolePlugin } from './plugin.ts'
@@ -46,8 +46,10 @@ export function createConsole (wiring: ConsoleWiring): Console {
   let store: FlagStore
   if (config.unleashAdmin !== undefined) {
     store = new UnleashAdminFlagStore({ ...config.unleashAdmin, environment: wiring.unleashEnvironment ?? 'default' })
+  } else if (wiring.unleashEnvironment !== undefined) {
+    wiring.logger.warn({}, 'UNLEASH_URL is set without UNLEASH_ADMIN_URL: the console shows where routes stand but makes no move')
+    store = new ReadOnlyFlagStore()
   } else {
-    if (wiring.unleashEnvironment !== undefined) wiring.logger.warn({}, 'UNLEASH_URL is set without UNLEASH_ADMIN_URL: console moves would write the flags file, which the Unleash client does not read')
     store = new FileFlagStore(wiring.flagsFile)
   }
   let adminToken = wiring.adminToken

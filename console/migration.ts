@@ -14,7 +14,7 @@ import type { Tenant } from '../tenants/tenant.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
 import { ConsoleErrors } from './errors.ts'
 import { activeFreeze, type FreezeWindow } from './freeze.ts'
-import { versionOf, type FlagState, type FlagStore } from './flag-store.ts'
+import { versionOf, type FlagState, type FlagStore, type StoredFlag } from './flag-store.ts'
 import type { Change, ChangeLog } from './history.ts'
 import { killSwitchState, moveToLegacy, moveToNew, switchFlag, type Target } from './moves.ts'
 import { RecentRequests, type RequestShare } from './recent-requests.ts'
@@ -282,14 +282,14 @@ export class MigrationConsole {
     if (route === undefined) throw ConsoleErrors.FICUS_ERR_CONSOLE_BAD_MOVE(`no migrated route named "${move.route}"`)
     const guard = this.#guards.get(route.name)
     const flag = this.#flagFor(route, move.action, guard)
-    const stored = await this.#parts.store.read(flag)
+    const stored = await this.#read(flag)
     const after = this.#apply(route, flag, stored.state, move)
     return this.#previewOf(route, move, flag, stored.state, after, stored.version, describe(move))
   }
 
   /** The preview of putting a change's "before" back, valid only while the flag is still at its "after". */
   async previewRevert (change: Change, route: MigratedRoute): Promise<Preview> {
-    const stored = await this.#parts.store.read(change.flag)
+    const stored = await this.#read(change.flag)
     const preview = this.#previewOf(route, { route: route.name, action: 'legacy' }, change.flag, stored.state, change.before, stored.version, `revert of "${change.what}" (${change.at} by ${change.who})`)
     return { ...preview, unchanged: preview.unchanged }
   }
@@ -324,6 +324,14 @@ export class MigrationConsole {
       ...(freeze !== undefined && overrideReason !== undefined && overrideReason.trim() !== '' ? { overrideReason: overrideReason.trim() } : {}),
       ...extra
     })
+  }
+
+  async #read (flag: string): Promise<StoredFlag> {
+    try {
+      return await this.#parts.store.read(flag)
+    } catch (error) {
+      throw ConsoleErrors.FICUS_ERR_CONSOLE_FLAG_STORE((error as Error).message, { cause: error })
+    }
   }
 
   #flagFor (route: MigratedRoute, action: Action, guard: RouteGuard | undefined): string {

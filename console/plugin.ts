@@ -58,10 +58,15 @@ export function consolePlugin (options: ConsolePluginOptions) {
       }
     })
     app.addHook('preHandler', async (request, reply) => {
-      if (request.method !== 'POST' || request.url === '/console/sign-in') return
-      const session = request.consoleSession as ConsoleSession
+      if (request.method !== 'POST') return
       const origin = request.headers.origin
       const sameOrigin = origin === undefined || origin === `http://${request.headers.host ?? ''}` || origin === `https://${request.headers.host ?? ''}`
+      // Sign-in has no session yet: only the origin is checked (SameSite=Strict does the rest).
+      if (request.url === '/console/sign-in') {
+        if (!sameOrigin) return html(reply, 403, errorPage(403, 'FICUS_ERR_CONSOLE_CSRF', ConsoleErrors.table.FICUS_ERR_CONSOLE_CSRF.message))
+        return
+      }
+      const session = request.consoleSession as ConsoleSession
       if (!sameOrigin || !csrfMatches(session, (request.body as Form | undefined)?.csrf)) {
         return html(reply, 403, errorPage(403, 'FICUS_ERR_CONSOLE_CSRF', ConsoleErrors.table.FICUS_ERR_CONSOLE_CSRF.message, pageUser(session)))
       }

@@ -49,7 +49,8 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
   if (expected !== undefined) {
     admin.addHook('onRequest', async (request, reply) => {
       // The console signs its users in itself (the admin token is one of its passwords).
-      if (parts.console !== undefined && (request.url === '/console' || request.url.startsWith('/console/') || request.url.startsWith('/console?'))) return
+      const route = request.routeOptions.url
+      if (parts.console !== undefined && route !== undefined && (route === '/console' || route.startsWith('/console/'))) return
       const given = Buffer.from(request.headers.authorization ?? '')
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         reply.header('www-authenticate', 'Bearer')

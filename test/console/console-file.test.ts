@@ -139,4 +139,9 @@ t.test('changes need the session\'s CSRF token and a session', async (t) => {
   const bearer = await request(`${admin}/decisions?tenant=school-a`)
   t.equal(bearer.statusCode, 401, 'the rest of the admin listener still needs the bearer token')
   await bearer.body.dump()
+  for (const path of ['/console/../decisions?tenant=school-a', '/console/%2e%2e/decisions?tenant=school-a', '/console?x=/../decisions', '/consolex']) {
+    const sneaky = await request(`${admin}${path}`, { headers: { cookie } })
+    const body = await sneaky.body.text()
+    t.notMatch(body, /"routes"/, `${path}: no admin data through the console's own sign-in`)
+  }
 })

@@ -52,7 +52,7 @@ t.test('inside a freeze window: towards new needs an override, towards legacy ne
   await page.getByRole('button', { name: 'Move to new…' }).click()
   t.match(await page.textContent('[role=alert]'), /freeze window is on/, 'the preview asks for an override')
   // The browser will not submit the form without the reason; the server refuses it as well.
-  await page.locator('input[name=overrideReason]').evaluate((input) => input.removeAttribute('required'))
+  await page.locator('form[action="/console/apply"] input[name=overrideReason]').evaluate((input) => input.removeAttribute('required'))
   await page.getByRole('button', { name: 'Save' }).click()
   t.match(await page.textContent('[role=alert]'), /A freeze window is on: a move towards new needs an override with a reason/, 'refused without an override')
   t.match(await page.textContent('[role=alert]'), /FICUS_ERR_CONSOLE_FROZEN/)
@@ -60,7 +60,7 @@ t.test('inside a freeze window: towards new needs an override, towards legacy ne
 
   await page.goto(`${consoleUrl}/cell?route=attendance.page&school=school-c`)
   await page.getByRole('button', { name: 'Move to new…' }).click()
-  await page.getByLabel('Override reason').fill('head teacher asked for it before the inspection')
+  await page.getByLabel('Override reason', { exact: true }).fill('head teacher asked for it before the inspection')
   await page.getByRole('button', { name: 'Save' }).click()
   await waitForSide(origin, 'school-c', 'new')
   t.pass('accepted with an override reason: school-c is served by new')
@@ -75,7 +75,7 @@ t.test('inside a freeze window: towards new needs an override, towards legacy ne
   t.pass('the kill switch is one click inside a freeze window and sends school-a to legacy')
   await page.getByRole('button', { name: /Release the kill switch/ }).click()
   t.match(await page.textContent('[role=status]'), 'This moves 1 school to new: school-a.', 'releasing it is a move towards new, previewed')
-  t.equal(await page.locator('input[name=overrideReason]').count(), 1, 'and needs an override')
+  t.equal(await page.locator('form[action="/console/apply"] input[name=overrideReason]').count(), 1, 'and needs an override')
 
   await page.getByRole('link', { name: 'History' }).click()
   const rows = await page.locator('tbody tr').allTextContents()
