@@ -101,6 +101,31 @@ t.test('sign in, see the demo matrix, move school-b to new, revert it from the h
   t.match(await page.textContent('main'), /revert of "school-b to new"/, 'the revert is in the history')
   t.same(JSON.parse(readFileSync(flagsFile, 'utf8')).features[0].strategies[0].constraints[0].values, ['school-a'], 'the flag is as before')
 
+  // Shadow on for school-c: its legacy answers are compared with the new handler's, and the cell shows it.
+  await page.goto(`${consoleUrl}/cell?route=attendance.page&school=school-c`)
+  await page.getByRole('button', { name: 'Shadow on…' }).click()
+  t.match(await page.textContent('[role=status]'), 'Shadow starts for 1: school-c.', 'the shadow preview')
+  await page.getByRole('button', { name: 'Save' }).click()
+  const shadowUntil = performance.now() + 5_000
+  let compared = ''
+  while (performance.now() < shadowUntil && !/[1-9]\d* mismatch/.test(compared)) {
+    t.equal(await servedBy(origin, 'school-c'), 'legacy', 'shadow never changes who answers')
+    await page.reload()
+    compared = await page.locator('p', { hasText: 'Shadow' }).first().textContent() ?? ''
+  }
+  t.match(compared, /\d+ match, [1-9]\d* mismatch/, 'the cell counts the shadow comparisons (the demo pages differ)')
+  t.match(await page.textContent('main'), /Last mismatches.*GET \/attendance · mismatch · legacy 200, new 200/s, 'and lists the mismatches')
+  await page.getByRole('button', { name: 'Shadow off' }).click()
+  t.match(await page.textContent('[role=status]'), /Saved: shadow off for school-c/, 'shadow off is one click')
+
+  // A share of schools, previewed by the engine: 100% of the timetable is every school.
+  await page.goto(`${consoleUrl}/route?route=timetable.page`)
+  await page.getByLabel('Share of all schools, sticky by school').check()
+  await page.getByLabel('Percentage').fill('100')
+  await page.getByRole('button', { name: 'Preview' }).click()
+  t.match(await page.textContent('[role=status]'), 'This moves 3 schools to new: school-a, school-b, school-c.', 'a percentage preview names the schools it moves')
+  await page.getByRole('link', { name: 'Cancel' }).click()
+
   // Keyboard: sign-out is reachable and works; after it the console asks to sign in again.
   await page.getByRole('button', { name: 'Sign out' }).focus()
   await page.keyboard.press('Enter')
