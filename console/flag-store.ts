@@ -40,6 +40,8 @@ export interface StoredFlag {
 
 export interface FlagStore {
   readonly description: string
+  /** Most values one constraint may hold in this store (Unleash's resource limit), if any. */
+  readonly maxConstraintValues?: number
   read (flag: string): Promise<StoredFlag>
   /** Replaces the flag's state when it is still at `expectedVersion`; false when it moved on. */
   write (flag: string, next: FlagState, expectedVersion: string, kind: 'release' | 'kill-switch'): Promise<boolean>

@@ -284,6 +284,11 @@ export class MigrationConsole {
     const flag = this.#flagFor(route, move.action, guard)
     const stored = await this.#read(flag)
     const after = this.#apply(route, flag, stored.state, move)
+    const limit = this.#parts.store.maxConstraintValues
+    const longest = Math.max(0, ...after.strategies.flatMap((strategy) => (strategy.constraints ?? []).map((c) => c.values?.length ?? 0)))
+    if (limit !== undefined && longest > limit) {
+      throw ConsoleErrors.FICUS_ERR_CONSOLE_BAD_MOVE(`this would put ${longest} schools in one list, and ${this.#parts.store.description} takes at most ${limit} values per constraint: move them as a cohort, or by percentage`)
+    }
     return this.#previewOf(route, move, flag, stored.state, after, stored.version, describe(move))
   }
 

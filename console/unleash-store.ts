@@ -10,8 +10,12 @@ const CONTEXT_FIELDS = [
   { name: 'cohort', description: 'One of the school\'s cohorts (ficus)', stickiness: false }
 ]
 
+/** Unleash's default resource limit (UNLEASH_CONSTRAINT_VALUES_LIMIT on the server). */
+const CONSTRAINT_VALUES_LIMIT = 250
+
 export class UnleashAdminFlagStore implements FlagStore {
   readonly description: string
+  readonly maxConstraintValues = CONSTRAINT_VALUES_LIMIT
   readonly #url: string
   readonly #token: string
   readonly #project: string
