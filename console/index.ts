@@ -32,6 +32,8 @@ export interface ConsoleWiring {
   readonly unleashEnvironment: string | undefined
   /** The control database: the change log and the schedule live there when it is set. */
   readonly controlDatabaseUrl: string | undefined
+  /** 1..WORKERS in a cluster: without a control database only worker 1 applies scheduled changes. */
+  readonly workerIndex: number | undefined
   readonly logger: { info (obj: object, msg: string): void, warn (obj: object, msg: string): void }
 }
 
@@ -71,6 +73,7 @@ export function createConsole (wiring: ConsoleWiring): Console {
     log: pool === undefined ? new FileChangeLog(config.historyFile) : new PgChangeLog(pool),
     schedule: pool === undefined ? new FileSchedule(config.scheduleFile) : new PgSchedule(pool),
     freezeWindows: config.freezeWindows,
+    appliesSchedule: pool !== undefined || wiring.workerIndex === undefined || wiring.workerIndex === 1,
     logger: wiring.logger
   })
   const plugin = consolePlugin({

@@ -39,6 +39,8 @@ export interface ConsoleParts {
   readonly log: ChangeLog
   readonly freezeWindows: readonly FreezeWindow[]
   readonly schedule: Schedule
+  /** False in all but one process sharing a schedule file (WORKERS > 1 without a control database). */
+  readonly appliesSchedule?: boolean
   readonly logger?: { info (obj: object, msg: string): void, warn (obj: object, msg: string): void }
   readonly now?: () => Date
 }
@@ -104,7 +106,7 @@ export class MigrationConsole {
       side: this.side(parts.routes[r] as MigratedRoute, school),
       shadow: guards[r]?.shadow.countsOf(school.id)
     }))
-    this.#scheduleTimer = setInterval(() => void this.applyDue(), SCHEDULE_TICK_MS)
+    this.#scheduleTimer = setInterval(() => { if (parts.appliesSchedule ?? true) void this.applyDue() }, SCHEDULE_TICK_MS)
     this.#scheduleTimer.unref()
   }
 

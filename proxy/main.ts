@@ -101,7 +101,7 @@ async function main (): Promise<void> {
   }
   const migrationConsole = createConsole({
     config: config.console, adminToken: config.adminToken, routes: migratedRoutes, registry, flags, killSwitchFlag: config.killSwitchFlag,
-    guards: safety.guards, metrics, flagsFile: config.flagsFile, unleashEnvironment: config.unleash?.environment, controlDatabaseUrl: config.tenantDb.databaseUrl, logger
+    guards: safety.guards, metrics, flagsFile: config.flagsFile, unleashEnvironment: config.unleash?.environment, controlDatabaseUrl: config.tenantDb.databaseUrl, workerIndex: config.workerIndex, logger
   })
   closers.push(() => migrationConsole.close())
   const admin = await buildAdmin({
