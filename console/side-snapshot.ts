@@ -9,11 +9,11 @@ import type { Tenant } from '../tenants/tenant.ts'
 export const SIDES = ['new', 'legacy', 'shadow', 'kill switch', 'breaker open'] as const
 export type Side = typeof SIDES[number]
 
-const SLICE_MS = 2
-const REFRESH_MS = 1_000
+const SLICE_MS = 1
+const REFRESH_MS = 2_000
 const IDLE_MS = 60_000
 /** Older than this, a snapshot is not shown: the page waits for a fresh one. */
-const STALE_MS = 3_000
+const STALE_MS = 5_000
 
 export interface Snapshot {
   readonly takenAt: number
