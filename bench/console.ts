@@ -119,7 +119,7 @@ async function measurePublicPort (fixtures: ReturnType<typeof writeFixtures>): P
     PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', MALLOC_TRIM_THRESHOLD_: MALLOC_TRIM_THRESHOLD,
     HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(adminPort), LEGACY_URL: `http://127.0.0.1:${upstreamPort}`,
     TENANTS_FILE: fixtures.tenantsFile, FLAGS_FILE: fixtures.flagsFile, KILL_SWITCH_FLAG: BENCH_FLAGS.killSwitch,
-    ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(fixtures.dir, 'history.jsonl'), ACCESS_LOG: 'false', LOG_LEVEL: 'warn', PREWARM_LEGACY_CONNECTIONS: '0', DRAIN_DELAY_MS: '0'
+    ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(fixtures.dir, 'history.jsonl'), CONSOLE_SCHEDULE_FILE: join(fixtures.dir, 'schedule.json'), ACCESS_LOG: 'false', LOG_LEVEL: 'warn', PREWARM_LEGACY_CONNECTIONS: '0', DRAIN_DELAY_MS: '0'
   })
   try {
     await waitReady(upstreamPort, '/', PROBE_HOST, upstream)

@@ -244,7 +244,7 @@ export function previewPage (options: { user: PageUser, preview: Preview, fields
 <details><summary>Flag definition before and after</summary><pre>${e(stateText(preview.before))}</pre><pre>${e(stateText(preview.after))}</pre></details>
 ${preview.unchanged ? `<p><a href="${e(options.back)}">Back</a></p>` : `<form method="post" action="/console/apply">${hidden}${override}<button class="primary" type="submit">Save</button> <a href="${e(options.back)}">Cancel</a></form>
 ${options.fields.revert === undefined ? `<form method="post" action="/console/schedule"><fieldset><legend>Or schedule it</legend>${hidden}
-<label>At (UTC) <input type="datetime-local" name="at" required></label>
+<label>At (UTC) <input type="datetime-local" name="at" step="1" required></label>
 <label>Override reason, if it will fall in a freeze window <input name="overrideReason" size="60"></label>
 <p><small>Applied at that time only if ${e(preview.flag)} is still as it is now; otherwise it is skipped and reported.</small></p>
 <button type="submit">Schedule</button></fieldset></form>` : ''}`}`, user, preview.freeze)

@@ -18,7 +18,7 @@ copyFileSync(join(ROOT, 'demo/flags.json'), flagsFile)
 
 const child = spawn(process.execPath, [join(ROOT, 'proxy/main.ts')], {
   cwd: ROOT,
-  env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', DEMO_LEGACY_PORT: '0', FLAGS_FILE: flagsFile, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'), ACCESS_LOG: 'false', DRAIN_DELAY_MS: '0' },
+  env: { PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', DEMO_LEGACY_PORT: '0', FLAGS_FILE: flagsFile, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'), CONSOLE_SCHEDULE_FILE: join(dir, 'schedule.json'), ACCESS_LOG: 'false', DRAIN_DELAY_MS: '0' },
   stdio: ['ignore', 'pipe', 'inherit']
 })
 const lines: Array<Record<string, unknown>> = []

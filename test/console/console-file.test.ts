@@ -35,7 +35,7 @@ t.test('sign in, see the demo matrix, move school-b to new, revert it from the h
   copyFileSync(join(PROJECT_ROOT, 'demo/flags.json'), flagsFile)
   const ficus = spawnFicus(t, {
     HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', DEMO_LEGACY_PORT: '0', FLAGS_FILE: flagsFile,
-    ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'), PREWARM_LEGACY_CONNECTIONS: '0'
+    ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'), CONSOLE_SCHEDULE_FILE: join(dir, 'schedule.json'), PREWARM_LEGACY_CONNECTIONS: '0'
   })
   const serving = await ficus.waitForLog((line) => line.msg === 'ficus is serving', 'ficus is serving')
   const origin = String(serving.public)
@@ -126,6 +126,25 @@ t.test('sign in, see the demo matrix, move school-b to new, revert it from the h
   t.match(await page.textContent('[role=status]'), 'This moves 3 schools to new: school-a, school-b, school-c.', 'a percentage preview names the schools it moves')
   await page.getByRole('link', { name: 'Cancel' }).click()
 
+  // Scheduled: school-c's timetable to new in three seconds, applied by this process at its time.
+  await page.goto(`${consoleUrl}/cell?route=timetable.page&school=school-c`)
+  await page.getByRole('button', { name: 'Move to new…' }).click()
+  await page.getByLabel('At (UTC)').fill(new Date(Date.now() + 3_000).toISOString().slice(0, 19))
+  await page.getByRole('button', { name: 'Schedule' }).click()
+  t.match(await page.textContent('[role=status]'), /Scheduled: school-c to new at/, 'the schedule says what and when')
+  t.match(await page.locator('tbody tr').first().textContent(), /pending/)
+  const timetable = async (): Promise<string | undefined> => {
+    const response = await request(`${origin}/timetable`, { headers: { host: 'school-c.localhost' } })
+    await response.body.dump()
+    return response.headers['x-served-by'] as string | undefined
+  }
+  t.equal(await timetable(), 'legacy', 'not before its time')
+  const scheduledUntil = performance.now() + 10_000
+  while (await timetable() !== 'new' && performance.now() < scheduledUntil) await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(await timetable(), 'new', 'applied at its time')
+  await page.reload()
+  t.match(await page.locator('tbody tr').first().textContent(), /applied: 1 school\(s\) changed side/, 'the schedule reports it applied')
+
   // Keyboard: sign-out is reachable and works; after it the console asks to sign in again.
   await page.getByRole('button', { name: 'Sign out' }).focus()
   await page.keyboard.press('Enter')
@@ -141,7 +160,7 @@ t.test('changes need the session\'s CSRF token and a session', async (t) => {
   copyFileSync(join(PROJECT_ROOT, 'demo/flags.json'), flagsFile)
   const ficus = spawnFicus(t, {
     HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', DEMO_LEGACY_PORT: '0', FLAGS_FILE: flagsFile,
-    ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'), PREWARM_LEGACY_CONNECTIONS: '0'
+    ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'), CONSOLE_SCHEDULE_FILE: join(dir, 'schedule.json'), PREWARM_LEGACY_CONNECTIONS: '0'
   })
   const serving = await ficus.waitForLog((line) => line.msg === 'ficus is serving', 'ficus is serving')
   const admin = String(serving.admin)

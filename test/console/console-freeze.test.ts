@@ -32,7 +32,7 @@ t.test('inside a freeze window: towards new needs an override, towards legacy ne
   copyFileSync(join(PROJECT_ROOT, 'demo/flags.json'), flagsFile)
   const ficus = spawnFicus(t, {
     HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', DEMO_LEGACY_PORT: '0', FLAGS_FILE: flagsFile, PREWARM_LEGACY_CONNECTIONS: '0',
-    ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'),
+    ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'), CONSOLE_SCHEDULE_FILE: join(dir, 'schedule.json'),
     // Always on, whatever the hour the test runs at; plus a dated exception in another zone.
     FREEZE_WINDOWS: 'Sun-Sat 00:00-24:00 UTC; 2026-06-10 Europe/London'
   })

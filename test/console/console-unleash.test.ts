@@ -30,7 +30,8 @@ t.test('move school-b to new in the console: Unleash holds the change, ficus ser
       UNLEASH_ADMIN_URL: unleash.url,
       UNLEASH_ADMIN_TOKEN: unleash.adminToken,
       CONSOLE_USERS: `alice:${await hashPassword(PASSWORD)}`,
-      CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl')
+      CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'),
+      CONSOLE_SCHEDULE_FILE: join(dir, 'schedule.json')
     }
   })
   t.equal((await ficus.get('school-b', attendance.url)).servedBy, 'legacy', 'school-b starts on legacy')
