@@ -234,6 +234,31 @@ export class FicusMetrics implements SafetyEvents {
     })
   }
 
+  /**
+   * Requests of one migrated route so far, by cohort label: served new, legacy, by fallback, and
+   * answered 5xx. Read by the console (which takes differences over time); undefined for an
+   * unknown route.
+   */
+  requestCounts (route: string): Array<{ cohort: string, new: number, legacy: number, fallback: number, errors: number }> | undefined {
+    const r = this.#routes.indexOf(route)
+    if (r < FicusMetrics.FIRST_ROUTE) return undefined
+    const rows = []
+    for (let c = 0; c < this.#cohortSlots; c++) {
+      const cohort = c === this.#cohortSlots - 1 ? COHORT_OTHER : this.#cohortNames[c]
+      if (cohort === undefined) continue
+      const row = { cohort, new: 0, legacy: 0, fallback: 0, errors: 0 }
+      for (const backend of ['new', 'legacy', 'fallback'] as const) {
+        for (let s = 0; s < STATUS_CLASSES.length; s++) {
+          const value = this.#requests[(((r * BACKENDS.length + BACKEND_INDEX[backend]) * STATUS_CLASSES.length) + s) * this.#cohortSlots + c] ?? 0
+          row[backend] += value
+          if (s === 4) row.errors += value
+        }
+      }
+      rows.push(row)
+    }
+    return rows
+  }
+
   #register (metric: ComputedMetric): void {
     this.registry.registerMetric(metric as unknown as Metric)
   }

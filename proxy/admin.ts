@@ -25,6 +25,8 @@ export interface AdminParts {
     mismatches (route?: string): unknown[] | undefined
     breakers (): unknown[]
   }
+  /** The migration console, served under /console with a sign-in of its own. */
+  readonly console?: (app: FastifyInstance) => Promise<void>
 }
 
 export class Readiness {
@@ -46,6 +48,9 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
 
   if (expected !== undefined) {
     admin.addHook('onRequest', async (request, reply) => {
+      // The console signs its users in itself (the admin token is one of its passwords).
+      const route = request.routeOptions.url
+      if (parts.console !== undefined && route !== undefined && (route === '/console' || route.startsWith('/console/'))) return
       const given = Buffer.from(request.headers.authorization ?? '')
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         reply.header('www-authenticate', 'Bearer')
@@ -104,6 +109,8 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
     })
     admin.get('/breakers', async () => ({ notClosed: safety.breakers() }))
   }
+
+  if (parts.console !== undefined) await admin.register(parts.console)
 
   return admin
 }

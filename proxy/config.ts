@@ -8,6 +8,7 @@ import { parseSessionConfig, type SessionConfig } from '../sessions/config.ts'
 import { parseTenantDbConfig, type TenantDbConfig } from '../tenant-db/config.ts'
 import { parseSafetyConfig, type SafetyConfig } from '../safety/config.ts'
 import { ALL_ACTIVE, COHORT_ENTRY_PATTERN } from '../safety/prewarm-schools.ts'
+import { parseConsoleConfig, type ConsoleConfig } from '../console/config.ts'
 import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
 import { readOneOf, readSet, readWholeNumber, type Env } from '../config/env.ts'
@@ -108,6 +109,8 @@ export interface Config {
   /** The control database and the schools' databases (embedded PGlite without DATABASE_URL). */
   readonly tenantDb: TenantDbConfig
   readonly safety: SafetyConfig
+  /** The migration console on the admin listener. */
+  readonly console: ConsoleConfig
   /** One JSON line per request (ACCESS_LOG). */
   readonly accessLog: boolean
   /** Distinct cohort label values in metrics; later cohorts count as `other`. */
@@ -218,6 +221,7 @@ export function parseConfig (env: Env): Config {
     sessions: parseSessionConfig(env, problems),
     tenantDb: parseTenantDbConfig(env, problems),
     safety: parseSafetyConfig(env, problems),
+    console: parseConsoleConfig(env, problems),
     accessLog: read.boolean('ACCESS_LOG', DEFAULTS.ACCESS_LOG),
     metricsMaxCohorts: read.integer('METRICS_MAX_COHORTS', DEFAULTS.METRICS_MAX_COHORTS, 0, 1_000),
     drainDelayMs: read.integer('DRAIN_DELAY_MS', DEFAULTS.DRAIN_DELAY_MS, 0, 600_000),

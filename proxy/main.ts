@@ -23,6 +23,7 @@ import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { SignatureWatch } from '../sessions/signature-watch.ts'
 import { buildProxy } from './server.ts'
+import { createConsole } from '../console/index.ts'
 
 async function main (): Promise<void> {
   let config: Config
@@ -133,6 +134,11 @@ async function main (): Promise<void> {
       }
     })
   }
+  const migrationConsole = createConsole({
+    config: config.console, adminToken: config.adminToken, routes: migratedRoutes, registry, flags, killSwitchFlag: config.killSwitchFlag,
+    guards: safety.guards, metrics, flagsFile: config.flagsFile, unleashEnvironment: config.unleash?.environment, controlDatabaseUrl: config.tenantDb.databaseUrl, workerIndex: config.workerIndex, logger
+  })
+  closers.push(() => migrationConsole.close())
   const admin = await buildAdmin({
     token: config.adminToken,
     logger,
@@ -143,7 +149,8 @@ async function main (): Promise<void> {
     ],
     decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag }),
     metrics,
-    safety
+    safety,
+    console: migrationConsole.plugin
   }, readiness)
 
   // Workers share the public port; each has its own admin port so each can be scraped.
@@ -160,7 +167,8 @@ async function main (): Promise<void> {
     tenants: `${registry.source} (${registry.size} schools)`,
     sessions: sessions.store.description,
     flags: flags.source,
-    migratedRoutes: migratedRoutes.map((route) => `${route.name} <- ${route.flag}`)
+    migratedRoutes: migratedRoutes.map((route) => `${route.name} <- ${route.flag}`),
+    console: `http://${config.adminHost}:${boundPort(admin.server.address(), adminPort)}/console`
   }, 'ficus is serving')
 
   let stopping = false

@@ -111,6 +111,12 @@ export class ShadowRecord {
     return { route: this.route, totals: { ...this.totals }, dropped: { ...this.dropped }, schools: Object.fromEntries([...this.#bySchool].map(([id, counts]) => [id, { ...counts }])) }
   }
 
+  /** One school's counts (a copy), without copying every school's as summary() does. */
+  countsOf (tenant: string): ShadowCounts | undefined {
+    const counts = this.#bySchool.get(tenant)
+    return counts === undefined ? undefined : { ...counts }
+  }
+
   mismatches (): readonly ShadowMismatch[] {
     return [...this.#mismatches]
   }
