@@ -39,4 +39,9 @@ export class WhatIfFlags implements FlagReader {
     const cohorts = context.cohorts.length === 0 ? [undefined] : context.cohorts
     return cohorts.some((cohort) => this.#client.isEnabled(flag, toUnleashContext(context, cohort), () => false))
   }
+
+  /** A proposed flag is there by definition; any other is as gone as the live flags say. */
+  isGone (flag: string): boolean {
+    return !this.#proposed.has(flag) && this.#live.isGone(flag)
+  }
 }
