@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { parseSessionConfig, type SessionConfig } from '../sessions/config.ts'
 import { parseTenantDbConfig, type TenantDbConfig } from '../tenant-db/config.ts'
 import { parseSafetyConfig, type SafetyConfig } from '../safety/config.ts'
+import { parseAccessConfig, type AccessConfig } from '../access/config.ts'
 import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
 import { readOneOf, readWholeNumber, type Env } from '../config/env.ts'
@@ -94,6 +95,8 @@ export interface Config {
   readonly adminToken: string | undefined
   readonly logLevel: string
   readonly sessions: SessionConfig
+  /** Who is signed in (from the session), the sign-in page, CSRF. */
+  readonly access: AccessConfig
   /** The control database and the schools' databases (embedded PGlite without DATABASE_URL). */
   readonly tenantDb: TenantDbConfig
   readonly safety: SafetyConfig
@@ -195,6 +198,7 @@ export function parseConfig (env: Env): Config {
     adminHost: read.string('ADMIN_HOST', DEFAULTS.ADMIN_HOST),
     adminToken: read.optionalString('ADMIN_TOKEN', 16, 'a random string of at least 16 characters'),
     sessions: parseSessionConfig(env, problems),
+    access: parseAccessConfig(env, problems),
     tenantDb: parseTenantDbConfig(env, problems),
     safety: parseSafetyConfig(env, problems),
     accessLog: read.boolean('ACCESS_LOG', DEFAULTS.ACCESS_LOG),

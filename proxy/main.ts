@@ -41,7 +41,7 @@ async function main (): Promise<void> {
   if (config.legacyUrl === undefined) {
     // The demo legacy shares the in-process session store, as a real one shares Redis.
     const shared = sessions.store instanceof MemorySessionStore ? sessions.store : undefined
-    legacy = await startDemoLegacyApp(config.demoLegacyPort, '127.0.0.1', shared)
+    legacy = await startDemoLegacyApp(config.demoLegacyPort, '127.0.0.1', shared, config.access.csrfSecret)
     closers.push(() => legacy?.close() ?? Promise.resolve())
     logger.info({ legacy: legacy.url }, 'LEGACY_URL not set: using the embedded demo legacy app')
   }
