@@ -35,6 +35,7 @@ export const benchRoutes: readonly MigratedRoute[] = [
     method: 'GET',
     url: BENCH_PATHS.small,
     flag: BENCH_FLAGS.small,
+    access: 'public',
     handler: async () => ({ servedBy: 'new' })
   }),
   migratedRoute({
@@ -42,6 +43,7 @@ export const benchRoutes: readonly MigratedRoute[] = [
     method: 'GET',
     url: BENCH_PATHS.large,
     flag: BENCH_FLAGS.large,
+    access: 'public',
     handler: async () => ({ servedBy: 'new' })
   }),
   migratedRoute({
@@ -49,6 +51,7 @@ export const benchRoutes: readonly MigratedRoute[] = [
     method: 'GET',
     url: BENCH_PATHS.migrated,
     flag: BENCH_FLAGS.migrated,
+    access: 'public',
     handler: async () => MIGRATED_BODY
   })
 ]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The legacy fixtures of the session and access tests run on Debian's Flask, Flask-Session,
-# Flask-Login, Flask-WTF and redis-py
-# under /usr/bin/python3 (not a pyenv python that may be first on PATH).
+# Flask-Login, Flask-WTF and redis-py under /usr/bin/python3 (not a pyenv python that may be
+# first on PATH).
 set -euo pipefail
 PACKAGES=(python3 python3-flask python3-flask-session python3-redis python3-flask-login python3-flaskext.wtf)
 missing=()
