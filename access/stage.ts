@@ -71,11 +71,11 @@ export class AccessStage {
   }
 
   /** The preValidation hook of one route: its rule, in force before anything else of it runs. */
-  guard (route: MigratedRoute): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  guard (route: MigratedRoute): (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
     const rule: AccessRule = effectiveAccess(route)
     const csrf = route.csrf !== false
     const stage = this
-    return async function access (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    return async function access (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
       const unsafe = csrf && UNSAFE_METHODS.has(request.method)
       // A public route reads no session unless it must check the token the session holds.
       const session = rule === 'public' && !unsafe ? null : await loadSession(request)
@@ -83,13 +83,12 @@ export class AccessStage {
       request.user = user
       if (!permits(rule, user)) {
         if (user !== null) throw AccessErrors.FICUS_ERR_FORBIDDEN(`${route.name} needs ${describeAccess(rule)}`)
-        if (isPageRequest(request)) {
-          await reply.redirect(`${stage.#config.loginPath}?next=${encodeURIComponent(request.url)}`, 302)
-          return
-        }
+        // The reply is sent: returning it tells fastify to run nothing more of this route.
+        if (isPageRequest(request)) return reply.redirect(`${stage.#config.loginPath}?next=${encodeURIComponent(request.url)}`, 302)
         throw AccessErrors.FICUS_ERR_NOT_SIGNED_IN()
       }
       if (unsafe) stage.#checkCsrf(request, session?.getString(stage.#config.csrfSessionKey))
+      return undefined
     }
   }
 
