@@ -93,7 +93,7 @@ export class AccessStage {
   }
 
   #checkCsrf (request: FastifyRequest, sessionToken: string | undefined): void {
-    const originProblem = sameSiteProblem(request)
+    const originProblem = sameSiteProblem(request.headers.host, request.headers.origin, request.headers.referer)
     if (originProblem !== undefined) throw AccessErrors.FICUS_ERR_CSRF(originProblem)
     if (this.#tokens === undefined) throw AccessErrors.FICUS_ERR_CSRF('no CSRF secret is configured (CSRF_SECRET or SESSION_SECRET)')
     const verdict = this.#tokens.verify(tokenOf(request, this.#config.csrfSessionKey), sessionToken)
@@ -118,10 +118,10 @@ function isPageRequest (request: FastifyRequest): boolean {
  * The request must say it comes from a page of this very host: Origin (sent by browsers on
  * every unsafe request), or Referer when a privacy setting dropped Origin. Neither is refused.
  */
-function sameSiteProblem (request: FastifyRequest): string | undefined {
-  const host = request.headers.host?.toLowerCase()
-  const origin = request.headers.origin
-  const source = origin ?? request.headers.referer
+export function sameSiteProblem (hostHeader: string | undefined, origin: string | undefined, referer: string | undefined): string | undefined {
+  const host = hostHeader?.toLowerCase()
+  if (host === undefined || host === '') return 'the request has no Host'
+  const source = origin ?? referer
   if (source === undefined) return 'the request has neither Origin nor Referer'
   let sourceHost: string
   try {

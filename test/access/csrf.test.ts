@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process'
 import fc from 'fast-check'
 import t from 'tap'
 import { CsrfTokens } from '../../access/csrf.ts'
+import { sameSiteProblem } from '../../access/stage.ts'
 import { SYSTEM_PYTHON } from '../helpers/flask-app.ts'
 
 const SECRET = 'csrf-test-secret'
@@ -64,4 +65,26 @@ t.test('any change to a good token makes it invalid', async (t) => {
   }), { numRuns: 300 })
   fc.assert(fc.property(fc.string({ maxLength: 200 }), (junk) => csrf.verify(junk, value) !== 'ok'))
   t.pass('no changed token and no junk string verified')
+})
+
+t.test('Origin and Referer: only the school\'s own host passes, whatever the spelling', async (t) => {
+  const host = 'school-a.example.org'
+  t.equal(sameSiteProblem(host, `https://${host}`, undefined), undefined)
+  t.equal(sameSiteProblem(host, 'https://SCHOOL-A.Example.org', undefined), undefined, 'host names are case-insensitive')
+  t.equal(sameSiteProblem(host, undefined, `https://${host}/register/7B?x=1`), undefined, 'Referer when Origin is absent')
+  t.match(sameSiteProblem(host, 'null', `https://${host}/`), /Origin/, 'an opaque Origin is refused, the Referer does not rescue it')
+  t.match(sameSiteProblem(host, undefined, undefined), /neither/)
+  t.match(sameSiteProblem(undefined, `https://${host}`, undefined), /Host/)
+  const lookalikes = fc.oneof(
+    fc.constantFrom(`https://${host}.evil.net`, `https://evil.net/${host}`, `https://${host}@evil.net`, `https://evil-${host}`, `https://${host}.`,
+      `https://${host}:8443`, `https://school-b.example.org`, `https://example.org`, `ftp://${host}`, `javascript://${host}`, `https://xn--school-a-.example.org`),
+    fc.tuple(fc.webUrl(), fc.constant(host)).map(([url]) => url)
+  )
+  fc.assert(fc.property(lookalikes, (origin) => {
+    const problem = sameSiteProblem(host, origin, undefined)
+    let same = false
+    try { const url = new URL(origin); same = (url.protocol === 'https:' || url.protocol === 'http:') && url.host === host } catch {}
+    return same ? problem === undefined : problem !== undefined
+  }), { numRuns: 500 })
+  t.pass('lookalike origins are refused')
 })

@@ -1,13 +1,11 @@
 // Per-school databases behind a real ficus process: the registry in the control database, each
 // school's attendance register answered from its own database, registry changes picked up live.
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
 import t from 'tap'
 import { request } from 'undici'
-import { jsonCodec } from '../../sessions/codecs.ts'
+import { signedInSessions } from '../helpers/signed-in.ts'
 import { closedPort, flagsOnFor, spawnFicus, writeJson, type LogLine } from '../helpers/proxy-kit.ts'
 import { classNameOf, createControlDatabase, createSchoolDatabases, insertTenants, waitFor, withAdmin, SEEDED_CLASS, testDatabasePrefix } from '../helpers/tenant-databases.ts'
 
@@ -25,19 +23,7 @@ t.test('each school is answered from its own database, and registry changes reac
   const flagsFile = join(dir, 'flags.json')
   writeJson(flagsFile, flagsOnFor(schools.map((school) => school.id), 'attendance-register'))
   // The register is for teachers: one signed in on each school, in the shared session store.
-  const keyPrefix = `ficus-test:tenant-db-thru:${randomUUID()}:`
-  const redis = new Redis('redis://127.0.0.1:6379')
-  t.teardown(async () => {
-    const keys = await redis.keys(keyPrefix + '*')
-    if (keys.length > 0) await redis.del(...keys)
-    redis.disconnect()
-  })
-  const cookies = new Map<string, string>()
-  for (const school of schools) {
-    const id = randomUUID()
-    await redis.set(keyPrefix + id, jsonCodec.encode({ user: `teacher-of-${school.id}`, roles: ['teacher'], tenant: school.id }), 'PX', 120_000)
-    cookies.set(school.id, `session=${id}`)
-  }
+  const teachers = await signedInSessions(t, schools.map((school) => school.id))
   const ficus = spawnFicus(t, {
     HOST: '127.0.0.1',
     PORT: '0',
@@ -48,13 +34,12 @@ t.test('each school is answered from its own database, and registry changes reac
     DATABASE_URL: controlUrl,
     TENANT_POOLS_MAX: '2',
     TENANT_POOL_SIZE: '1',
-    REDIS_URL: 'redis://127.0.0.1:6379',
-    SESSION_KEY_PREFIX: keyPrefix
+    ...teachers.env
   })
   const serving: LogLine = await ficus.waitForLog((line) => line.msg === 'ficus is serving', 'ficus is serving')
   const origin = String(serving.public)
   const register = async (school: string) => {
-    const res = await request(`${origin}/attendance/${SEEDED_CLASS}?date=2026-11-27`, { headers: { host: `${school}.localhost`, accept: 'application/json', cookie: cookies.get(school) ?? '' } })
+    const res = await request(`${origin}/attendance/${SEEDED_CLASS}?date=2026-11-27`, { headers: { host: `${school}.localhost`, accept: 'application/json', cookie: teachers.cookie(school) } })
     const text = await res.body.text()
     return { status: res.statusCode, servedBy: res.headers['x-served-by'], body: text.startsWith('{') ? JSON.parse(text) as { className?: string } : {} }
   }
