@@ -20,7 +20,7 @@ const CSRF_KEY = 'csrf_token'
 /** The demo's users: a teacher and an office clerk, with the roles migrated routes check. */
 const DEMO_USERS: Readonly<Record<string, readonly string[]>> = { teacher: ['teacher'], office: ['office'] }
 /** Pages only these roles may see, as on the real legacy. */
-const PAGE_ROLES: Readonly<Record<string, readonly string[]>> = { '/attendance': ['teacher', 'office'] }
+const PAGE_ROLES: Readonly<Record<string, readonly string[]>> = { '/attendance': ['teacher'] }
 
 /**
  * `sessions` is the in-process store ficus reads too (the embedded default), so a sign-in here
@@ -64,9 +64,12 @@ export async function startDemoLegacyApp (port: number, host = '127.0.0.1', sess
       return send(res, 200, legacyPage(school, 'Sign in', `<form method="post" action="/login"><input type="hidden" name="next" value="${escapeHtml(next)}"><label>User <select name="user">${options}</select></label> <input type="submit" value="Sign in"></form>`, user))
     }
     const needs = PAGE_ROLES[url.pathname]
-    if (needs !== undefined && !needs.some((role) => roles.includes(role))) {
+    if (needs !== undefined && user === undefined) {
       res.writeHead(302, { location: `/login?next=${encodeURIComponent(url.pathname + url.search)}` })
       return void res.end()
+    }
+    if (needs !== undefined && !needs.some((role) => roles.includes(role))) {
+      return send(res, 403, legacyPage(school, 'Not allowed', `<p>This page is for: ${escapeHtml(needs.join(', '))}.</p>`, user))
     }
     if (url.pathname === '/logout' || url.pathname === '/sign-out') {
       if (sessionId !== undefined) sessions.delete(sessionId)

@@ -7,8 +7,8 @@ export const attendancePage = migratedRoute({
   method: 'GET',
   url: '/attendance',
   flag: 'attendance-page',
-  // As the legacy page: for the teachers and the office.
-  access: { roles: ['teacher', 'office'] },
+  // As the legacy page: for teachers.
+  access: { roles: ['teacher'] },
   handler: async (request, reply) => {
     const today = new Date().toISOString().slice(0, 10)
     return reply.type('text/html; charset=utf-8').send(page(request, 'Attendance', `

@@ -16,9 +16,8 @@ import type { MarkBody, Register, RegisterParams, RegisterQuery } from './schema
 
 export const ATTENDANCE_REGISTER_FLAG = 'attendance-register'
 
-/** Who may read a class's register, and who may mark it (as on the legacy's register page). */
-export const READ_REGISTER: UserRule = Object.freeze({ roles: Object.freeze(['teacher', 'office']) })
-export const MARK_REGISTER: UserRule = Object.freeze({ roles: Object.freeze(['teacher']) })
+/** Who may read and mark a class's register: a teacher, as on the legacy's register page. */
+export const REGISTER_ACCESS: UserRule = Object.freeze({ roles: Object.freeze(['teacher']) })
 
 export interface MarkResponse extends Register {
   /** Marks that differed from what was stored and were written (and audited). */
@@ -31,7 +30,7 @@ export function createAttendanceRegisterRoutes (): MigratedRoute[] {
     method: 'GET',
     url: '/attendance/:classId',
     flag: ATTENDANCE_REGISTER_FLAG,
-    access: READ_REGISTER,
+    access: REGISTER_ACCESS,
     schema: { params: registerParamsSchema, querystring: registerQuerySchema },
     handler: async (request) => {
       const { classId } = request.params
@@ -46,7 +45,7 @@ export function createAttendanceRegisterRoutes (): MigratedRoute[] {
     method: 'POST',
     url: '/attendance/:classId',
     flag: ATTENDANCE_REGISTER_FLAG,
-    access: MARK_REGISTER,
+    access: REGISTER_ACCESS,
     schema: { params: registerParamsSchema, body: markBodySchema },
     handler: async (request): Promise<MarkResponse> => {
       const { classId } = request.params

@@ -77,11 +77,11 @@ t.test('/decisions lists each route\'s access rule', async (t) => {
   const decisions = decisionsFor('school-a', { registry: proxy.registry as FileTenantRegistry, flags, routes: migratedRoutes, killSwitchFlag: undefined })
   const byRoute = Object.fromEntries((decisions?.routes ?? []).map((route) => [route.route, { access: route.access, csrf: route.csrf }]))
   t.same(byRoute, {
-    'attendance.page': { access: 'roles: teacher, office', csrf: true },
+    'attendance.page': { access: 'roles: teacher', csrf: true },
     'timetable.page': { access: 'public', csrf: true },
     'me.show': { access: 'signed-in', csrf: true },
     'me.preferences': { access: 'signed-in', csrf: true },
-    'attendance.register.read': { access: 'roles: teacher, office', csrf: true },
+    'attendance.register.read': { access: 'roles: teacher', csrf: true },
     'attendance.register.mark': { access: 'roles: teacher', csrf: true }
   })
 })

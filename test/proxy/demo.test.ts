@@ -32,7 +32,7 @@ t.test('the demo serves school-a\'s attendance from new and school-b\'s from leg
   t.match(admin, /^http:\/\/127\.0\.0\.1:[1-9]\d*$/, 'the log gives the bound admin address')
   t.ok(ficus.logs.some((line) => /LEGACY_URL not set/.test(line.msg)), 'the log says the embedded legacy app is in use')
 
-  // The attendance pages are for teachers and the office, on both sides: sign in on the legacy first.
+  // The attendance pages are for teachers, on both sides: sign in on the legacy first.
   const signIn = async (host: string, user: string): Promise<string> => {
     const response = await request(`${origin}/login`, { method: 'POST', headers: { host, 'content-type': 'application/x-www-form-urlencoded' }, body: `user=${user}&next=%2Fattendance`, headersTimeout: WAIT_MS, bodyTimeout: WAIT_MS })
     await response.body.text()
@@ -49,9 +49,13 @@ t.test('the demo serves school-a\'s attendance from new and school-b\'s from leg
   t.match(a.text, /Attendance/)
   t.match(a.text, /Signed in as <strong class="user">teacher<\/strong>/, 'the migrated page shows who is signed in')
   t.notMatch(a.text, /\(legacy\)/)
-  const officeB = await signIn('school-b.localhost', 'office')
+  const officeA = await signIn('school-a.localhost', 'office')
+  const office = await get(origin, '/attendance', 'school-a.localhost', officeA)
+  t.equal(office.status, 403, 'the office may not see the register')
+  const teacherB = await signIn('school-b.localhost', 'teacher')
   t.equal((await get(origin, '/attendance', 'school-b.localhost')).status, 302, 'the legacy page wants a sign-in too')
-  const b = await get(origin, '/attendance', 'school-b.localhost', officeB)
+  t.equal((await get(origin, '/attendance', 'school-b.localhost', await signIn('school-b.localhost', 'office'))).status, 403, 'and a teacher')
+  const b = await get(origin, '/attendance', 'school-b.localhost', teacherB)
   t.equal(b.status, 200)
   t.equal(b.servedBy, 'legacy')
   t.match(b.text, /\(legacy\)/)
@@ -68,7 +72,7 @@ t.test('the demo serves school-a\'s attendance from new and school-b\'s from leg
   writeJson(flagsFile, flags)
   let servedBy: string | undefined
   while (servedBy !== 'new' && performance.now() - editedAt < WAIT_MS) {
-    servedBy = (await get(origin, '/attendance', 'school-b.localhost', officeB)).servedBy
+    servedBy = (await get(origin, '/attendance', 'school-b.localhost', teacherB)).servedBy
     if (servedBy !== 'new') await new Promise((resolve) => setTimeout(resolve, 20))
   }
   const latency = Math.round(performance.now() - editedAt)
