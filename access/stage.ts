@@ -55,11 +55,6 @@ export class AccessStage {
     this.#tokens = secret === undefined ? undefined : new CsrfTokens({ secret, timeLimitSeconds: config.csrfTimeLimitSeconds })
   }
 
-  /** Whether unsafe requests can pass at all (without a secret every CSRF check fails). */
-  get checksCsrf (): boolean {
-    return this.#tokens !== undefined
-  }
-
   /** Declares `request.user`, the account paths, and the form parser for `csrf_token` fields. */
   install (app: FastifyInstance): void {
     app.decorateRequest('user', null)
@@ -68,6 +63,7 @@ export class AccessStage {
     app.addContentTypeParser(FORM_TYPE, { parseAs: 'string' }, (_request, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)))
     })
+    if (this.#tokens === undefined) app.log.warn('CSRF_SECRET and SESSION_SECRET are not set: every POST, PUT, PATCH and DELETE to a migrated route is refused (FICUS_ERR_CSRF)')
   }
 
   /** The preValidation hook of one route: its rule, in force before anything else of it runs. */
