@@ -37,6 +37,7 @@ export const benchRoutes: readonly MigratedRoute[] = [
     method: 'GET',
     url: BENCH_PATHS.small,
     flag: BENCH_FLAGS.small,
+    access: 'public',
     handler: async () => ({ servedBy: 'new' })
   }),
   migratedRoute({
@@ -44,6 +45,7 @@ export const benchRoutes: readonly MigratedRoute[] = [
     method: 'GET',
     url: BENCH_PATHS.large,
     flag: BENCH_FLAGS.large,
+    access: 'public',
     handler: async () => ({ servedBy: 'new' })
   }),
   migratedRoute({
@@ -51,6 +53,7 @@ export const benchRoutes: readonly MigratedRoute[] = [
     method: 'GET',
     url: BENCH_PATHS.migrated,
     flag: BENCH_FLAGS.migrated,
+    access: 'public',
     handler: async () => MIGRATED_BODY
   }),
   // (d-hot-3rt): the attendance register read as one statement in db.transaction, i.e. BEGIN +

@@ -333,7 +333,7 @@ class Bench {
 
   /** Why the scenario cannot run on this machine now, if it cannot. */
   unavailable (scenario: Scenario): string | undefined {
-    if (scenario.needs === 'redis' && this.#services.sessions === undefined) return `needs Redis at ${REDIS_URL}: ${this.#services.missing.redis ?? 'not set up'}`
+    if ((scenario.needs === 'redis' || scenario.sessionCookie === true) && this.#services.sessions === undefined) return `needs Redis at ${REDIS_URL}: ${this.#services.missing.redis ?? 'not set up'}`
     if (scenario.needs === 'postgres' && this.#services.databases === undefined) return `needs PostgreSQL: ${this.#services.missing.postgres ?? 'not set up'}`
     if (scenario.databasePath === 'pgbouncer' && this.#services.bouncer === undefined) return `needs pgbouncer: ${this.#services.missing.pgbouncer ?? 'not set up'}`
     return undefined
@@ -863,8 +863,9 @@ async function setUpServices (needs: { redis: boolean, postgres: boolean, pgboun
   const services: Services = { missing: {} }
   if (needs.redis) {
     try {
-      services.sessions = await createBenchSessions(VISITED_SCHOOLS)
-      log(`redis: ${VISITED_SCHOOLS} sessions written under ${services.sessions.prefix}`)
+      // Scenario (d) visits every school, signed in as that school's teacher.
+      services.sessions = await createBenchSessions(SCHOOLS)
+      log(`redis: ${SCHOOLS} sessions written under ${services.sessions.prefix}`)
     } catch (error) {
       services.missing.redis = (error as Error).message
       log(`redis not available (${(error as Error).message}): scenarios needing it are pending`)

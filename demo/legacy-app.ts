@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { escapeHtml } from '../html/escape.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { jsonCodec } from '../sessions/codecs.ts'
+import { CsrfTokens } from '../access/csrf.ts'
 
 export interface DemoLegacyApp {
   readonly server: Server
@@ -14,13 +15,21 @@ export interface DemoLegacyApp {
 
 const SESSION_COOKIE = 'session'
 const SESSION_TTL_MS = 8 * 3_600_000
+const CSRF_KEY = 'csrf_token'
+
+/** The demo's users: a teacher and an office clerk, with the roles migrated routes check. */
+const DEMO_USERS: Readonly<Record<string, readonly string[]>> = { teacher: ['teacher'], office: ['office'] }
+/** Pages only these roles may see, as on the real legacy. */
+const PAGE_ROLES: Readonly<Record<string, readonly string[]>> = { '/attendance': ['teacher'] }
 
 /**
  * `sessions` is the in-process store ficus reads too (the embedded default), so a sign-in here
  * is seen by migrated routes such as /me: the same record, in the JSON format, naming its school
- * under `tenant` as a real legacy app's session would.
+ * under `tenant` as a real legacy app's session would, with the user's `roles` and a Flask-WTF-style
+ * `csrf_token` whose signed form (with `csrfSecret`, the secret ficus checks with) each page carries.
  */
-export async function startDemoLegacyApp (port: number, host = '127.0.0.1', sessions = new MemorySessionStore()): Promise<DemoLegacyApp> {
+export async function startDemoLegacyApp (port: number, host = '127.0.0.1', sessions = new MemorySessionStore(), csrfSecret?: string): Promise<DemoLegacyApp> {
+  const csrf = csrfSecret === undefined ? undefined : new CsrfTokens({ secret: csrfSecret, timeLimitSeconds: 3600 })
 
   const server = createServer((req, res) => {
     let body = ''
@@ -38,14 +47,31 @@ export async function startDemoLegacyApp (port: number, host = '127.0.0.1', sess
     const bytes = sessionId === undefined ? undefined : await sessions.get(sessionId)
     const session = bytes === undefined ? undefined : jsonCodec.decode(bytes)
     const user = session?.tenant === school && typeof session.user === 'string' ? session.user : undefined
+    const roles = user !== undefined && Array.isArray(session?.roles) ? session.roles : []
 
-    if (url.pathname === '/sign-in' && req.method === 'POST') {
-      const name = new URLSearchParams(body).get('user')?.trim() || 'teacher'
-      const id = sessions.create(jsonCodec.encode({ user: name, tenant: school }), SESSION_TTL_MS)
-      res.writeHead(303, { location: '/', 'set-cookie': `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax` })
+    if ((url.pathname === '/login' || url.pathname === '/sign-in') && req.method === 'POST') {
+      const form = new URLSearchParams(body)
+      const name = form.get('user') ?? 'teacher'
+      const next = form.get('next') ?? '/'
+      const id = sessions.create(jsonCodec.encode({ user: name, roles: [...(DEMO_USERS[name] ?? [])], tenant: school, [CSRF_KEY]: CsrfTokens.sessionValue() }), SESSION_TTL_MS)
+      // Only a path on this site: never an open redirect.
+      res.writeHead(303, { location: next.startsWith('/') && !next.startsWith('//') ? next : '/', 'set-cookie': `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax` })
       return void res.end()
     }
-    if (url.pathname === '/sign-out') {
+    if (url.pathname === '/login' || url.pathname === '/sign-in') {
+      const next = url.searchParams.get('next') ?? '/'
+      const options = Object.keys(DEMO_USERS).map((name) => `<option value="${name}">${name} (${DEMO_USERS[name]?.join(', ')})</option>`).join('')
+      return send(res, 200, legacyPage(school, 'Sign in', `<form method="post" action="/login"><input type="hidden" name="next" value="${escapeHtml(next)}"><label>User <select name="user">${options}</select></label> <input type="submit" value="Sign in"></form>`, user))
+    }
+    const needs = PAGE_ROLES[url.pathname]
+    if (needs !== undefined && user === undefined) {
+      res.writeHead(302, { location: `/login?next=${encodeURIComponent(url.pathname + url.search)}` })
+      return void res.end()
+    }
+    if (needs !== undefined && !needs.some((role) => roles.includes(role))) {
+      return send(res, 403, legacyPage(school, 'Not allowed', `<p>This page is for: ${escapeHtml(needs.join(', '))}.</p>`, user))
+    }
+    if (url.pathname === '/logout' || url.pathname === '/sign-out') {
       if (sessionId !== undefined) sessions.delete(sessionId)
       res.writeHead(303, { location: '/', 'set-cookie': `${SESSION_COOKIE}=; Path=/; Max-Age=0` })
       return void res.end()
@@ -54,7 +80,8 @@ export async function startDemoLegacyApp (port: number, host = '127.0.0.1', sess
     if (content === undefined) return send(res, 404, legacyPage(school, 'Not found', '<p>There is no such page.</p>', user))
     const preferences = session?.preferences
     const extra = user !== undefined && preferences !== undefined ? `<p><small>Your preferences: ${escapeHtml(JSON.stringify(preferences))}</small></p>` : ''
-    send(res, 200, legacyPage(school, content.title, content.body + extra, user))
+    const token = csrf !== undefined && typeof session?.[CSRF_KEY] === 'string' ? csrf.sign(session[CSRF_KEY]) : undefined
+    send(res, 200, legacyPage(school, content.title, content.body + extra, user, token))
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -72,10 +99,6 @@ export async function startDemoLegacyApp (port: number, host = '127.0.0.1', sess
 
 const PAGES: Record<string, { title: string, body: string }> = {
   '/': { title: 'Home', body: '<p>Welcome to the school office.</p>' },
-  '/sign-in': {
-    title: 'Sign in',
-    body: '<form method="post" action="/sign-in"><label>User <input name="user" value="teacher"></label> <input type="submit" value="Sign in"></form>'
-  },
   '/attendance': {
     title: 'Attendance',
     body: '<table border="1" cellpadding="4"><tr><th>Class</th><th>Register</th></tr><tr><td>3B</td><td>open</td></tr><tr><td>4A</td><td>open</td></tr></table>'
@@ -87,9 +110,11 @@ const PAGES: Record<string, { title: string, body: string }> = {
   '/reports': { title: 'Reports', body: '<p>End-of-term reports are generated overnight.</p>' }
 }
 
-function legacyPage (school: string, title: string, body: string, user: string | undefined): string {
-  const who = user === undefined ? '<a href="/sign-in">Sign in</a>' : `Signed in as ${escapeHtml(user)} &middot; <a href="/sign-out">Sign out</a>`
-  return `<html><head><title>${escapeHtml(title)}</title></head>
+function legacyPage (school: string, title: string, body: string, user: string | undefined, csrfToken?: string): string {
+  const who = user === undefined ? '<a href="/login">Sign in</a>' : `Signed in as ${escapeHtml(user)} &middot; <a href="/logout">Sign out</a>`
+  // Flask-WTF's usual hand-over to scripts: they send it back in X-CSRFToken.
+  const meta = csrfToken === undefined ? '' : `<meta name="csrf-token" content="${escapeHtml(csrfToken)}">`
+  return `<html><head><title>${escapeHtml(title)}</title>${meta}</head>
 <body bgcolor="#eeeeee" style="font-family: Times New Roman, serif">
 <table width="100%" bgcolor="#003366"><tr><td><font color="white" size="5">School Office &mdash; ${escapeHtml(school)} (legacy)</font></td><td align="right"><font color="white">${who}</font></td></tr></table>
 <p><a href="/">Home</a> | <a href="/attendance">Attendance</a> | <a href="/timetable">Timetable</a> | <a href="/reports">Reports</a></p>

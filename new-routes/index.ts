@@ -2,7 +2,7 @@
 import type { MigratedRoute } from './route.ts'
 import { attendancePage } from './attendance-page/index.ts'
 import { timetablePage } from './timetable-page/index.ts'
-import { me, updatePreferences, USER_KEY } from './me/index.ts'
+import { me, updatePreferences } from './me/index.ts'
 import { createAttendanceRegisterRoutes } from './attendance-register/index.ts'
 
 export const migratedRoutes: readonly MigratedRoute[] = [
@@ -10,8 +10,5 @@ export const migratedRoutes: readonly MigratedRoute[] = [
   timetablePage,
   me,
   updatePreferences,
-  // Writes are audited with the user signed in on the shared session, when there is one.
-  ...createAttendanceRegisterRoutes({
-    userOf: async (request) => (await request.session.load())?.getString(USER_KEY) ?? null
-  })
+  ...createAttendanceRegisterRoutes()
 ]

@@ -1,3 +1,4 @@
+import type { AccessRule } from '../access/rules.ts'
 import type { FastifySchema, HTTPMethods, RouteGenericInterface, RouteHandlerMethod, RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression } from 'fastify'
 
 /**
@@ -18,6 +19,14 @@ export interface MigratedRoute<G extends RouteGenericInterface = RouteGenericInt
   /** Side once `flag` is truly gone from the flag source (README "Flags"); default 'keep-last'. */
   readonly whenFlagMissing?: 'keep-last' | 'legacy' | 'new'
   readonly schema?: FastifySchema
+  /**
+   * Who may call it (README "Who may call a migrated route"): `'public'`, `'signed-in'` (the
+   * default when absent), `{ roles: [...] }` or a predicate on `request.user`. Enforced by the
+   * edge before the handler runs.
+   */
+  readonly access?: AccessRule
+  /** `false` only for machine clients with their own auth: no CSRF check on unsafe methods. */
+  readonly csrf?: false
   /**
    * Shadow comparison of this route (README "Shadow traffic"): JSON paths to leave out
    * (`generatedAt`, `classes[].id`, `*.updatedAt`), arrays whose order means nothing

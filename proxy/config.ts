@@ -9,6 +9,7 @@ import { parseTenantDbConfig, type TenantDbConfig } from '../tenant-db/config.ts
 import { parseSafetyConfig, type SafetyConfig } from '../safety/config.ts'
 import { ALL_ACTIVE, COHORT_ENTRY_PATTERN } from '../safety/prewarm-schools.ts'
 import { parseConsoleConfig, type ConsoleConfig } from '../console/config.ts'
+import { parseAccessConfig, type AccessConfig } from '../access/config.ts'
 import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
 import { readOneOf, readSet, readWholeNumber, type Env } from '../config/env.ts'
@@ -106,6 +107,8 @@ export interface Config {
   readonly adminToken: string | undefined
   readonly logLevel: string
   readonly sessions: SessionConfig
+  /** Who is signed in (from the session), the sign-in page, CSRF. */
+  readonly access: AccessConfig
   /** The control database and the schools' databases (embedded PGlite without DATABASE_URL). */
   readonly tenantDb: TenantDbConfig
   readonly safety: SafetyConfig
@@ -219,6 +222,7 @@ export function parseConfig (env: Env): Config {
     adminHost: read.string('ADMIN_HOST', DEFAULTS.ADMIN_HOST),
     adminToken: read.optionalString('ADMIN_TOKEN', 16, 'a random string of at least 16 characters'),
     sessions: parseSessionConfig(env, problems),
+    access: parseAccessConfig(env, problems),
     tenantDb: parseTenantDbConfig(env, problems),
     safety: parseSafetyConfig(env, problems),
     console: parseConsoleConfig(env, problems),

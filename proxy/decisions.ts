@@ -3,9 +3,10 @@
 import { explainDecision, type DecisionExplanation } from '../flags/decide-backend.ts'
 import type { Flags } from '../flags/flags.ts'
 import type { MigratedRoute } from '../new-routes/route.ts'
+import { routeAccess, type RouteAccess } from '../access/stage.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
 
-export interface RouteDecision extends DecisionExplanation {
+export interface RouteDecision extends DecisionExplanation, RouteAccess {
   readonly route: string
   readonly method: MigratedRoute['method']
   readonly url: string
@@ -23,6 +24,8 @@ export function decisionsFor (tenantId: string, parts: { registry: TenantRegistr
     route: route.name,
     method: route.method,
     url: route.url,
+    // Who may call it once it is on the new side ('signed-in' when the route says nothing).
+    ...routeAccess(route),
     ...explainDecision(parts.flags, route, { tenantId: tenant.id, cohorts: tenant.cohorts, route: route.name }, parts.killSwitchFlag)
   }))
   return { tenant: { id: tenant.id, status: tenant.status, cohorts: tenant.cohorts }, routes }

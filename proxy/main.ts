@@ -54,7 +54,7 @@ async function main (): Promise<void> {
   if (config.legacyUrl === undefined) {
     // The demo legacy shares the in-process session store, as a real one shares Redis.
     const shared = sessions.store instanceof MemorySessionStore ? sessions.store : undefined
-    legacy = await startDemoLegacyApp(config.demoLegacyPort, '127.0.0.1', shared).catch((error: unknown) => {
+    legacy = await startDemoLegacyApp(config.demoLegacyPort, '127.0.0.1', shared, config.access.csrfSecret).catch((error: unknown) => {
       throw listenError(error, config.demoLegacyPort, '127.0.0.1', { port: 'DEMO_LEGACY_PORT', host: 'HOST' })
     })
     closers.push(() => legacy?.close() ?? Promise.resolve())

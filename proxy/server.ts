@@ -15,6 +15,8 @@ import type { MigratedRoute } from '../new-routes/route.ts'
 import { HostResolver } from '../tenants/host.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
 import sessionsPlugin from '../sessions/plugin.ts'
+import { AccessStage } from '../access/stage.ts'
+import { ruleProblem } from '../access/rules.ts'
 import type { SessionComponents } from '../sessions/config.ts'
 import type { Tenant } from '../tenants/tenant.ts'
 import { TenantErrors } from '../tenants/errors.ts'
@@ -145,6 +147,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   })
 
   const bindings = parts.sessions?.bindings
+  const access = new AccessStage(config.access)
+  access.install(app)
   if (parts.sessions !== undefined) await app.register(sessionsPlugin, parts.sessions)
 
   // The session cookie reaches legacy only when it names a session of this school, or of none yet
@@ -220,11 +224,15 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   app.route({ method: ALL_METHODS, url: '/', handler: legacyOnly })
 
   for (const route of parts.routes) {
+    const problem = ruleProblem(route.access)
+    if (problem !== undefined) throw new TypeError(`migrated route ${route.name}: ${problem}`)
     app.route({
       method: route.method as string | string[],
       url: route.url,
       schema: route.schema,
       config: { migratedRoute: route, routeGuard: safety.guard(route) },
+      // Who may call it, before its body is validated and its handler runs (shadow runs too).
+      preValidation: access.guard(route),
       handler: route.fallbackToLegacy === false ? route.handler : safety.wrapHandler(route.handler)
     })
   }

@@ -24,7 +24,7 @@ export function sessionId (tag: string, index: number): string {
   return `${tag}-${index}`
 }
 
-/** One session per visited school, `{ "user": "user-<i>", "tenant": "school-<i>" }`, at `<prefix><id>`. */
+/** One session per school, `{ "user": "user-<i>", "roles": ["teacher"], "tenant": "school-<i>" }`, at `<prefix><id>`: a teacher may read the register (scenario d). */
 export async function createBenchSessions (schools: number): Promise<BenchSessions> {
   const tag = `b${process.pid.toString(36)}${Date.now().toString(36)}`
   const prefix = `ficus-bench:${tag}:session:`
@@ -32,7 +32,7 @@ export async function createBenchSessions (schools: number): Promise<BenchSessio
   await redis.connect()
   const pipeline = redis.pipeline()
   for (let i = 0; i < schools; i++) {
-    pipeline.set(prefix + sessionId(tag, i), JSON.stringify({ user: `user-${i}`, tenant: schoolId(i) }), 'EX', SESSION_TTL_SECONDS)
+    pipeline.set(prefix + sessionId(tag, i), JSON.stringify({ user: `user-${i}`, roles: ['teacher'], tenant: schoolId(i) }), 'EX', SESSION_TTL_SECONDS)
   }
   await pipeline.exec()
   return {

@@ -7,9 +7,11 @@ export const attendancePage = migratedRoute({
   method: 'GET',
   url: '/attendance',
   flag: 'attendance-page',
+  // As the legacy page: for teachers.
+  access: { roles: ['teacher'] },
   handler: async (request, reply) => {
     const today = new Date().toISOString().slice(0, 10)
-    return reply.type('text/html; charset=utf-8').send(page(request.tenant.name, 'Attendance', `
+    return reply.type('text/html; charset=utf-8').send(page(request, 'Attendance', `
       <p class="lead">Today's registers for ${today}</p>
       <ul class="cards">
         <li><strong>Class 3B</strong><span>register open</span></li>

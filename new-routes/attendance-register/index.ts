@@ -1,7 +1,9 @@
 // The attendance register, migrated: read a class's register for a day, and mark pupils present,
 // absent or late. Reads and writes the school's own database (`request.tenant.db`); every write
-// is audited in the same transaction. Guarded by the `attendance-register` flag.
-import type { FastifyRequest } from 'fastify'
+// is audited in the same transaction, naming the teacher signed in on the legacy's session.
+// Guarded by the `attendance-register` flag.
+import { signedInUser } from '../../access/index.ts'
+import type { UserRule } from '../../access/index.ts'
 import { auditedWrite } from '../../tenant-db/audit.ts'
 import type { AuditChange } from '../../tenant-db/audit.ts'
 import { tenantDatabase } from '../../tenant-db/tenant-registry.ts'
@@ -14,29 +16,21 @@ import type { MarkBody, Register, RegisterParams, RegisterQuery } from './schema
 
 export const ATTENDANCE_REGISTER_FLAG = 'attendance-register'
 
-/** Who is writing, for the audit trail: the signed-in user's id, or null when unknown. */
-export type AttendanceUserOf = (request: FastifyRequest) => string | null | Promise<string | null>
-
-export interface AttendanceRegisterOptions {
-  /** Plugged in by whoever knows the session; by default writes are audited without a user. */
-  readonly userOf?: AttendanceUserOf
-}
-
-export const noUser: AttendanceUserOf = () => null
+/** Who may read and mark a class's register: a teacher, as on the legacy's register page. */
+export const REGISTER_ACCESS: UserRule = Object.freeze({ roles: Object.freeze(['teacher']) })
 
 export interface MarkResponse extends Register {
   /** Marks that differed from what was stored and were written (and audited). */
   readonly changed: number
 }
 
-export function createAttendanceRegisterRoutes (options: AttendanceRegisterOptions = {}): MigratedRoute[] {
-  const userOf = options.userOf ?? noUser
-
+export function createAttendanceRegisterRoutes (): MigratedRoute[] {
   const getRegister = migratedRoute<{ Params: RegisterParams, Querystring: RegisterQuery }>({
     name: 'attendance.register.read',
     method: 'GET',
     url: '/attendance/:classId',
     flag: ATTENDANCE_REGISTER_FLAG,
+    access: REGISTER_ACCESS,
     schema: { params: registerParamsSchema, querystring: registerQuerySchema },
     handler: async (request) => {
       const { classId } = request.params
@@ -51,6 +45,7 @@ export function createAttendanceRegisterRoutes (options: AttendanceRegisterOptio
     method: 'POST',
     url: '/attendance/:classId',
     flag: ATTENDANCE_REGISTER_FLAG,
+    access: REGISTER_ACCESS,
     schema: { params: registerParamsSchema, body: markBodySchema },
     handler: async (request): Promise<MarkResponse> => {
       const { classId } = request.params
@@ -61,7 +56,7 @@ export function createAttendanceRegisterRoutes (options: AttendanceRegisterOptio
         seen.add(mark.pupilId)
       })
       const pupilIds = [...seen]
-      const userId = await userOf(request)
+      const userId = signedInUser(request).id
       const db = tenantDatabase(request.tenant)
 
       return auditedWrite(db, { userId, requestId: request.id }, async (tx) => {

@@ -1,10 +1,10 @@
 // Who am I, from the session shared with legacy: proof for operators (and users) that a sign-in
 // on a legacy page carries over to migrated pages, and that what a migrated page writes carries back.
+// Both routes are for any signed-in user (the default rule); the edge has checked it already.
+import { signedInUser } from '../../access/index.ts'
 import type { SessionDict } from '../../sessions/values.ts'
 import { migratedRoute } from '../route.ts'
 
-/** The session key legacy keeps the signed-in user under. */
-export const USER_KEY = 'user'
 const PREFERENCES_KEY = 'preferences'
 
 export const me = migratedRoute({
@@ -12,13 +12,11 @@ export const me = migratedRoute({
   method: 'GET',
   url: '/me',
   flag: 'me',
-  handler: async (request, reply) => {
+  access: 'signed-in',
+  handler: async (request) => {
+    const user = signedInUser(request)
     const session = await request.session.load()
-    const user = session?.getString(USER_KEY)
-    if (session === null || user === undefined) {
-      return reply.code(401).send({ error: { code: 'FICUS_ERR_NOT_SIGNED_IN', message: 'No one is signed in to this school', requestId: request.id } })
-    }
-    return { user, school: session.tenantId, preferences: session.get(PREFERENCES_KEY) ?? {} }
+    return { user: user.id, roles: user.roles, school: user.school, preferences: session?.get(PREFERENCES_KEY) ?? {} }
   }
 })
 
@@ -27,15 +25,16 @@ export const updatePreferences = migratedRoute<{ Body: SessionDict }>({
   method: 'PUT',
   url: '/me/preferences',
   flag: 'me',
+  access: 'signed-in',
   // Values are stored as they came (no coercion, see proxy/server.ts): legacy reads a JSON 3 as int 3.
   schema: {
     body: { type: 'object', maxProperties: 50, additionalProperties: { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'null' }] } }
   },
-  handler: async (request, reply) => {
+  handler: async (request) => {
+    const user = signedInUser(request)
     const session = await request.session.load()
-    if (session === null || session.getString(USER_KEY) === undefined) {
-      return reply.code(401).send({ error: { code: 'FICUS_ERR_NOT_SIGNED_IN', message: 'No one is signed in to this school', requestId: request.id } })
-    }
+    // The edge found the user in this very session, read once per request.
+    if (session === null) throw new Error('the session of a signed-in user is gone')
     // Merged with the preferences as the store holds them when the write is made: another tab
     // (or legacy) changing other preferences meanwhile keeps its change.
     const preferences = await session.update((draft) => {
@@ -44,7 +43,7 @@ export const updatePreferences = migratedRoute<{ Body: SessionDict }>({
       draft.set(PREFERENCES_KEY, merged)
       return merged
     })
-    return { user: session.getString(USER_KEY), school: session.tenantId, preferences }
+    return { user: user.id, school: user.school, preferences }
   }
 })
 

@@ -9,8 +9,10 @@ export const timetablePage = migratedRoute({
   method: 'GET',
   url: '/timetable',
   flag: 'timetable-page',
+  // The school's lesson times, shown to anyone as on the legacy page.
+  access: 'public',
   handler: async (request, reply) => {
     const rows = LESSONS.map(([time, subject]) => `<li><strong>${time}</strong><span>${subject}</span></li>`).join('')
-    return reply.type('text/html; charset=utf-8').send(page(request.tenant.name, 'Timetable', `<ul class="cards">${rows}</ul>`))
+    return reply.type('text/html; charset=utf-8').send(page(request, 'Timetable', `<ul class="cards">${rows}</ul>`))
   }
 })

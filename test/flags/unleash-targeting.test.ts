@@ -9,6 +9,7 @@ import {
   startFicus,
   type School
 } from '../helpers/ficus-process.ts'
+import { signedInSessions } from '../helpers/signed-in.ts'
 import { constraintIn, defaultStrategy, flexibleRollout, startUnleash } from '../helpers/unleash.ts'
 
 const attendance = declaredRoute('attendance.page')
@@ -45,10 +46,12 @@ function expected (newSchools: readonly string[]): Record<string, string> {
 t.test('a constraint tenantId IN [school-a] moves school-a only', async (t) => {
   await configureFlag(unleash, attendance.flag, { enabled: true, strategies: [defaultStrategy([constraintIn('tenantId', ['school-a'])])] })
   await configureFlag(unleash, timetable.flag, { enabled: false, strategies: [] })
-  const ficus = await startFicus(t, { unleash, schools: SCHOOLS })
+  // The attendance page is for teachers: one is signed in on school-a.
+  const teachers = await signedInSessions(t, ['school-a'])
+  const ficus = await startFicus(t, { unleash, schools: SCHOOLS, env: teachers.env })
 
   t.same(await sides(ficus, attendance.url), expected(['school-a']), 'school-a is served by new, every other school by legacy')
-  const moved = await ficus.get('school-a', attendance.url)
+  const moved = await ficus.get('school-a', attendance.url, { cookie: teachers.cookie('school-a') })
   t.equal(moved.status, 200)
   t.match(moved.body, /Attendance/, 'the new handler rendered the page')
   t.same(ficus.legacy.requests.map((r) => `${r.headers.host} ${r.target}`).sort(),

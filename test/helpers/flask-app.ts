@@ -20,6 +20,9 @@ export interface FlaskAppOptions {
   readonly cookieName?: string
   readonly tenantKey?: string
   readonly lifetimeSeconds?: number
+  /** Another fixture of test/fixtures/flask/ (default app.py), with its own extra environment. */
+  readonly script?: string
+  readonly env?: Readonly<Record<string, string>>
 }
 
 /** What the fixture's pages answer (JSON). */
@@ -53,7 +56,7 @@ export async function stopProcess (child: ChildProcess): Promise<void> {
 }
 
 export async function startFlaskApp (t: Teardown, options: FlaskAppOptions): Promise<FlaskApp> {
-  const child = spawn(SYSTEM_PYTHON, [FLASK_FIXTURE_DIR + 'app.py'], {
+  const child = spawn(SYSTEM_PYTHON, [FLASK_FIXTURE_DIR + (options.script ?? 'app.py')], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       PYTHONDONTWRITEBYTECODE: '1',
@@ -63,7 +66,8 @@ export async function startFlaskApp (t: Teardown, options: FlaskAppOptions): Pro
       SECRET_KEY: options.secret ?? 'fixture-secret',
       SESSION_COOKIE_NAME: options.cookieName ?? 'session',
       SESSION_TENANT_KEY: options.tenantKey ?? 'tenant',
-      SESSION_LIFETIME_SECONDS: String(options.lifetimeSeconds ?? 3600)
+      SESSION_LIFETIME_SECONDS: String(options.lifetimeSeconds ?? 3600),
+      ...options.env
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })

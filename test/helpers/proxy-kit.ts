@@ -67,6 +67,7 @@ export const ATTENDANCE_ROUTE: MigratedRoute = migratedRoute({
   method: 'GET',
   url: '/attendance',
   flag: ATTENDANCE_FLAG,
+  access: 'public',
   handler: async (request: FastifyRequest, reply: FastifyReply) => {
     const answer: NewRouteAnswer = { servedBy: 'new', tenant: request.tenant.id, url: request.url }
     return reply.send(answer)

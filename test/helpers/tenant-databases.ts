@@ -257,19 +257,26 @@ export function tenantsOf (schools: readonly SchoolDatabase[]): Tenant[] {
 }
 
 export const SCHOOL_HEADER = 'x-test-school'
+/** The signed-in teacher's id in a route app (default `test-teacher`); empty: nobody signed in. */
+export const USER_HEADER = 'x-test-user'
 
 /**
  * A fastify app that does what the edge does before a migrated handler runs: `request.tenant`
- * from the registry (here by a header instead of the Host), the edge's error replies, and the routes.
+ * from the registry (here by a header instead of the Host), `request.user` (a teacher named by a
+ * header, standing in for the access stage that test/access/ runs against a real legacy), the
+ * edge's error replies, and the routes.
  */
 export async function startRouteApp (t: TeardownHost, registry: TenantRegistry, routes: readonly MigratedRoute[]): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, requestIdHeader: 'x-request-id' })
   app.decorateRequest('tenant', undefined as unknown as Tenant)
+  app.decorateRequest('user', null)
   app.addHook('onRequest', async (request) => {
     const id = request.headers[SCHOOL_HEADER]
     const tenant = typeof id === 'string' ? registry.get(id) : undefined
     if (tenant === undefined) throw new Error(`test app: unknown school ${String(id)}`)
     request.tenant = tenant
+    const user = request.headers[USER_HEADER]
+    request.user = user === '' ? null : Object.freeze({ id: typeof user === 'string' ? user : 'test-teacher', roles: ['teacher'], school: tenant.id, fresh: true })
   })
   app.setErrorHandler((error, request, reply) => sendError(request, reply, toFicusError(error as Error)))
   for (const route of routes) app.route({ method: route.method as never, url: route.url, schema: route.schema, handler: route.handler as never })

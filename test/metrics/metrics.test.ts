@@ -25,6 +25,7 @@ const route = migratedRoute({
   method: 'GET',
   url: '/attendance',
   flag: FLAG,
+  access: 'public',
   handler: async (request: FastifyRequest) => ({ servedBy: 'new', school: request.tenant.id })
 })
 

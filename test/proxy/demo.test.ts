@@ -11,8 +11,8 @@ import { PROJECT_ROOT, spawnFicus, waitFor, writeJson } from '../helpers/proxy-k
 const FLIP_BOUND_MS = 2_000
 const WAIT_MS = 5_000
 
-async function get (origin: string, path: string, host: string): Promise<{ status: number, servedBy: string | undefined, text: string }> {
-  const response = await request(`${origin}${path}`, { headers: { host }, headersTimeout: WAIT_MS, bodyTimeout: WAIT_MS })
+async function get (origin: string, path: string, host: string, cookie?: string): Promise<{ status: number, servedBy: string | undefined, text: string }> {
+  const response = await request(`${origin}${path}`, { headers: { host, accept: 'text/html', ...(cookie === undefined ? {} : { cookie }) }, headersTimeout: WAIT_MS, bodyTimeout: WAIT_MS })
   const servedBy = response.headers['x-served-by']
   return { status: response.statusCode, servedBy: Array.isArray(servedBy) ? servedBy.join() : servedBy, text: await response.body.text() }
 }
@@ -32,12 +32,30 @@ t.test('the demo serves school-a\'s attendance from new and school-b\'s from leg
   t.match(admin, /^http:\/\/127\.0\.0\.1:[1-9]\d*$/, 'the log gives the bound admin address')
   t.ok(ficus.logs.some((line) => /LEGACY_URL not set/.test(line.msg)), 'the log says the embedded legacy app is in use')
 
-  const a = await get(origin, '/attendance', 'school-a.localhost')
+  // The attendance pages are for teachers, on both sides: sign in on the legacy first.
+  const signIn = async (host: string, user: string): Promise<string> => {
+    const response = await request(`${origin}/login`, { method: 'POST', headers: { host, 'content-type': 'application/x-www-form-urlencoded' }, body: `user=${user}&next=%2Fattendance`, headersTimeout: WAIT_MS, bodyTimeout: WAIT_MS })
+    await response.body.text()
+    t.equal(response.headers.location, '/attendance', 'the demo sign-in sends the user back to next')
+    return String(response.headers['set-cookie']).split(';')[0] ?? ''
+  }
+  const anonymous = await get(origin, '/attendance', 'school-a.localhost')
+  t.equal(anonymous.status, 302, 'not signed in: sent to sign in')
+  t.equal(anonymous.servedBy, 'new')
+  const teacherA = await signIn('school-a.localhost', 'teacher')
+  const a = await get(origin, '/attendance', 'school-a.localhost', teacherA)
   t.equal(a.status, 200)
   t.equal(a.servedBy, 'new')
   t.match(a.text, /Attendance/)
+  t.match(a.text, /Signed in as <strong class="user">teacher<\/strong>/, 'the migrated page shows who is signed in')
   t.notMatch(a.text, /\(legacy\)/)
-  const b = await get(origin, '/attendance', 'school-b.localhost')
+  const officeA = await signIn('school-a.localhost', 'office')
+  const office = await get(origin, '/attendance', 'school-a.localhost', officeA)
+  t.equal(office.status, 403, 'the office may not see the register')
+  const teacherB = await signIn('school-b.localhost', 'teacher')
+  t.equal((await get(origin, '/attendance', 'school-b.localhost')).status, 302, 'the legacy page wants a sign-in too')
+  t.equal((await get(origin, '/attendance', 'school-b.localhost', await signIn('school-b.localhost', 'office'))).status, 403, 'and a teacher')
+  const b = await get(origin, '/attendance', 'school-b.localhost', teacherB)
   t.equal(b.status, 200)
   t.equal(b.servedBy, 'legacy')
   t.match(b.text, /\(legacy\)/)
@@ -54,7 +72,7 @@ t.test('the demo serves school-a\'s attendance from new and school-b\'s from leg
   writeJson(flagsFile, flags)
   let servedBy: string | undefined
   while (servedBy !== 'new' && performance.now() - editedAt < WAIT_MS) {
-    servedBy = (await get(origin, '/attendance', 'school-b.localhost')).servedBy
+    servedBy = (await get(origin, '/attendance', 'school-b.localhost', teacherB)).servedBy
     if (servedBy !== 'new') await new Promise((resolve) => setTimeout(resolve, 20))
   }
   const latency = Math.round(performance.now() - editedAt)

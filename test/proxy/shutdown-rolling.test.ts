@@ -59,7 +59,8 @@ t.test('SIGTERM on one of two processes under load: zero failures, zero resets, 
   const tenantsFile = join(dir, 'tenants.json')
   const flagsFile = join(dir, 'flags.json')
   writeJson(tenantsFile, DEFAULT_TENANTS)
-  writeJson(flagsFile, flagsOnFor(['school-a']))
+  // The timetable is a public migrated page: served by the new handler without a sign-in.
+  writeJson(flagsFile, flagsOnFor(['school-a'], 'timetable-page'))
   const legacy = await startRecordingLegacy(t, legacyHandler)
   const env = {
     HOST: '127.0.0.1',
@@ -80,13 +81,13 @@ t.test('SIGTERM on one of two processes under load: zero failures, zero resets, 
   balancer.add('b', b.origin, b.adminOrigin)
   await waitFor(() => balancer.isReady('a') && balancer.isReady('b'), READY_TIMEOUT_MS, 'both processes ready behind the balancer')
 
-  // school-a's /attendance is migrated (new handler); the rest is forwarded to legacy.
+  // school-a's /timetable is migrated (new handler); the rest is forwarded to legacy.
   const load = startLoad({
     origin: balancer.origin,
     workers: 6,
     ratePerSecond: LOAD_RATE,
     targets: [
-      { host: 'school-a.localhost', path: '/attendance' },
+      { host: 'school-a.localhost', path: '/timetable' },
       { host: 'school-b.localhost', path: '/attendance' },
       { host: 'school-a.localhost', path: '/reports?term=2' }
     ]

@@ -23,7 +23,8 @@ async function start (t: TeardownHost, extraEnv: Record<string, string>, serving
   const dir = mkdtempSync(join(tmpdir(), 'ficus-signals-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeJson(join(dir, 'tenants.json'), DEFAULT_TENANTS)
-  writeJson(join(dir, 'flags.json'), flagsOnFor(['school-a']))
+  // The timetable is a public migrated page: served by the new handler without a sign-in.
+  writeJson(join(dir, 'flags.json'), flagsOnFor(['school-a'], 'timetable-page'))
   const legacy = await startRecordingLegacy(t)
   const ficus = spawnFicus(t, {
     HOST: '127.0.0.1',
@@ -66,7 +67,7 @@ t.test('SIGTERM: /readyz 503 at once, still serving with Connection: close durin
   const prewarm = await ficus.process.waitForLog((line) => line.msg === 'pre-warm done', 'pre-warm done', 5_000)
   t.match(prewarm, { steps: { legacy: 'ok' } })
 
-  const before = await ficus.public.request({ method: 'GET', path: '/attendance', headers: { host: 'school-a.localhost' } })
+  const before = await ficus.public.request({ method: 'GET', path: '/timetable', headers: { host: 'school-a.localhost' } })
   await before.body.dump()
   t.not(before.headers.connection, 'close', 'keep-alive before the signal')
 
@@ -78,7 +79,7 @@ t.test('SIGTERM: /readyz 503 at once, still serving with Connection: close durin
   t.equal(draining?.body.status, 'draining')
   t.ok(performance.now() - signalled < drainDelayMs, '503 well within the drain delay')
 
-  const during = await ficus.public.request({ method: 'GET', path: '/attendance', headers: { host: 'school-a.localhost' } })
+  const during = await ficus.public.request({ method: 'GET', path: '/timetable', headers: { host: 'school-a.localhost' } })
   t.equal(during.statusCode, 200, 'still serving while draining')
   t.equal(during.headers.connection, 'close', 'and asking the client to close')
   t.equal(during.headers['x-served-by'], 'new')
@@ -112,7 +113,7 @@ t.test('WORKERS=2: two processes serve one port; SIGTERM drains and stops both, 
 
   // Fresh connections, so the cluster's round-robin spreads them.
   for (let i = 0; i < 20; i++) {
-    const answer = await ficus.public.request({ method: 'GET', path: '/attendance', headers: { host: 'school-a.localhost', connection: 'close' } })
+    const answer = await ficus.public.request({ method: 'GET', path: '/timetable', headers: { host: 'school-a.localhost', connection: 'close' } })
     t.equal(answer.statusCode, 200)
     await answer.body.dump()
   }

@@ -20,6 +20,7 @@ t.test('errors for (route, school-b) trip only that pair; after the cool-down it
     method: 'GET',
     url: '/timetable',
     flag: FLAG,
+    access: 'public',
     handler: async (request: FastifyRequest) => {
       handled.push(request.tenant.id)
       if (failing.has(request.tenant.id)) throw new Error('injected failure')
@@ -72,6 +73,7 @@ t.test('a failing probe keeps the pair on legacy for another cool-down', async (
     method: 'GET',
     url: '/timetable',
     flag: FLAG,
+    access: 'public',
     handler: async () => { throw new Error('still broken') }
   })
   const kit = await startSafetyKit(t, {

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { request } from 'undici'
+import { CsrfTokens } from '../../access/csrf.ts'
 import { me, updatePreferences } from '../../new-routes/me/index.ts'
 import { startFlaskApp } from '../helpers/flask-app.ts'
 import { flagsOnFor, startProxy } from '../helpers/proxy-kit.ts'
@@ -33,6 +34,7 @@ for (const signed of [false, true]) {
         REDIS_URL,
         SESSION_CODEC: 'flask-session',
         SESSION_KEY_PREFIX: keyPrefix,
+        CSRF_SECRET: SECRET,
         ...(signed ? { SESSION_SIGNER: 'itsdangerous', SESSION_SECRET: SECRET } : {})
       },
       routes: [me, updatePreferences],
@@ -46,6 +48,8 @@ for (const signed of [false, true]) {
         headers: {
           host,
           ...(cookie === undefined ? {} : { cookie }),
+          // A write carries the CSRF token the legacy's pages hand out (see test/access/).
+          ...(method === 'PUT' ? { origin: `http://${host}`, 'x-csrftoken': csrfToken } : {}),
           ...(body === undefined ? {} : { 'content-type': 'application/json' })
         },
         body: body === undefined ? undefined : JSON.stringify(body)
@@ -64,6 +68,8 @@ for (const signed of [false, true]) {
     t.equal(login.servedBy, 'legacy', 'sign-in is a legacy page')
     const cookie = login.setCookies.find((c) => c.startsWith('session='))
     if (cookie === undefined) throw new Error('no session cookie came back through ficus')
+    await send('GET', '/set?key=csrf_token&value=through-ficus-csrf', SCHOOL_A, cookie)
+    const csrfToken = new CsrfTokens({ secret: SECRET, timeLimitSeconds: 3600 }).sign('through-ficus-csrf')
 
     const seen = await send('GET', '/me', SCHOOL_A, cookie)
     t.equal(seen.servedBy, 'new', '/me is migrated')

@@ -5,22 +5,18 @@ import { createAttendanceRegisterRoutes } from '../../new-routes/attendance-regi
 import { auditedWrite } from '../../tenant-db/audit.ts'
 import { PgTenantDatabases } from '../../tenant-db/pg-databases.ts'
 import { withTenantDatabases } from '../../tenant-db/tenant-registry.ts'
-import { createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, tenantsOf, withAdmin, testDatabasePrefix } from '../helpers/tenant-databases.ts'
+import { createSchoolDatabases, ListRegistry, SCHOOL_HEADER, startRouteApp, tenantsOf, withAdmin, testDatabasePrefix, USER_HEADER } from '../helpers/tenant-databases.ts'
 import type { SchoolDatabase } from '../helpers/tenant-databases.ts'
 
 t.setTimeout(60_000)
 
 const PREFIX = testDatabasePrefix('ficus_t_audit')
-const USER_HEADER = 'x-test-user'
 const schools = await createSchoolDatabases(t, PREFIX, 3)
 const [writer, ...bystanders] = schools as [SchoolDatabase, ...SchoolDatabase[]]
 
 const registry = withTenantDatabases(new ListRegistry(tenantsOf(schools)), new PgTenantDatabases({ poolsMax: 5, poolSize: 2, statementTimeoutMs: 5_000, connectTimeoutMs: 5_000, poolIdleMs: 30_000 }))
 t.teardown(() => registry.close())
-const routes = createAttendanceRegisterRoutes({ userOf: (request) => {
-  const user = request.headers[USER_HEADER]
-  return typeof user === 'string' ? user : null
-} })
+const routes = createAttendanceRegisterRoutes()
 const app = await startRouteApp(t, registry, routes)
 
 interface AuditRow {
@@ -42,7 +38,7 @@ const auditOf = (school: SchoolDatabase, requestId?: string) => withAdmin(async 
 const mark = (requestId: string, payload: object, user?: string) => app.inject({
   method: 'POST',
   url: '/attendance/7B',
-  headers: { [SCHOOL_HEADER]: writer.id, 'x-request-id': requestId, accept: 'application/json', ...(user === undefined ? {} : { [USER_HEADER]: user }) },
+  headers: { [SCHOOL_HEADER]: writer.id, 'x-request-id': requestId, accept: 'application/json', [USER_HEADER]: user ?? '' },
   payload
 })
 
@@ -73,12 +69,17 @@ t.test('a first mark and its change are audited with user, school, request, key,
   })
 })
 
-t.test('a write without a signed-in user is audited with no user', async (t) => {
-  t.equal((await mark('req-anonymous', { date: '2024-04-02', marks: [{ pupilId: 'p2', status: 'present' }] })).statusCode, 200)
-  t.match(await auditOf(writer, 'req-anonymous'), [{ user_id: null, request_id: 'req-anonymous' }])
+t.test('a write without a signed-in user is refused, neither written nor audited', async (t) => {
+  const refused = await mark('req-anonymous', { date: '2024-04-02', marks: [{ pupilId: 'p2', status: 'present' }] })
+  t.equal(refused.statusCode, 401)
+  t.equal(refused.json().error.code, 'FICUS_ERR_NOT_SIGNED_IN')
+  t.same(await auditOf(writer, 'req-anonymous'), [])
+  const written = await withAdmin(async (client) => (await client.query("SELECT 1 FROM attendance_marks WHERE day = '2024-04-02' AND pupil_id = 'p2'")).rows, writer.url)
+  t.same(written, [])
 })
 
 t.test('a write that changes nothing and a refused write leave no audit row', async (t) => {
+  t.equal((await mark('req-first', { date: '2024-04-02', marks: [{ pupilId: 'p2', status: 'present' }] }, 'teacher-7')).statusCode, 200)
   t.equal((await mark('req-same', { date: '2024-04-02', marks: [{ pupilId: 'p2', status: 'present' }] }, 'teacher-7')).statusCode, 200)
   t.equal((await mark('req-refused', { date: '2024-04-02', marks: [{ pupilId: 'p3', status: 'present' }, { pupilId: 'nobody', status: 'late' }] }, 'teacher-7')).statusCode, 422)
   t.same(await auditOf(writer, 'req-same'), [])

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
+import { signedInSessions } from '../helpers/signed-in.ts'
 import { closedPort, flagsOnFor, spawnFicus, writeJson, type LogLine } from '../helpers/proxy-kit.ts'
 import { classNameOf, createControlDatabase, createSchoolDatabases, insertTenants, waitFor, withAdmin, SEEDED_CLASS, testDatabasePrefix } from '../helpers/tenant-databases.ts'
 
@@ -21,6 +22,8 @@ t.test('each school is answered from its own database, and registry changes reac
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const flagsFile = join(dir, 'flags.json')
   writeJson(flagsFile, flagsOnFor(schools.map((school) => school.id), 'attendance-register'))
+  // The register is for teachers: one signed in on each school, in the shared session store.
+  const teachers = await signedInSessions(t, schools.map((school) => school.id))
   const ficus = spawnFicus(t, {
     HOST: '127.0.0.1',
     PORT: '0',
@@ -30,12 +33,13 @@ t.test('each school is answered from its own database, and registry changes reac
     FLAGS_FILE: flagsFile,
     DATABASE_URL: controlUrl,
     TENANT_POOLS_MAX: '2',
-    TENANT_POOL_SIZE: '1'
+    TENANT_POOL_SIZE: '1',
+    ...teachers.env
   })
   const serving: LogLine = await ficus.waitForLog((line) => line.msg === 'ficus is serving', 'ficus is serving')
   const origin = String(serving.public)
   const register = async (school: string) => {
-    const res = await request(`${origin}/attendance/${SEEDED_CLASS}?date=2026-11-27`, { headers: { host: `${school}.localhost` } })
+    const res = await request(`${origin}/attendance/${SEEDED_CLASS}?date=2026-11-27`, { headers: { host: `${school}.localhost`, accept: 'application/json', cookie: teachers.cookie(school) } })
     const text = await res.body.text()
     return { status: res.statusCode, servedBy: res.headers['x-served-by'], body: text.startsWith('{') ? JSON.parse(text) as { className?: string } : {} }
   }
