@@ -216,7 +216,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       url: route.url,
       schema: route.schema,
       config: { migratedRoute: route, routeGuard: safety.guard(route) },
-      handler: route.fallbackToLegacy === false ? route.handler : safety.wrapHandler(route.handler)
+      handler: safety.wrapHandler(route.handler, route.fallbackToLegacy !== false)
     })
   }
 
