@@ -61,16 +61,17 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
     id: school.id, name: school.id, status: 'active', cohorts: [], databaseUrl: `postgres://postgres@127.0.0.1:${slow.port}/${school.database}`
   }]), databases)
 
-  // A write of one mark, audited, in the shape of the attendance write: several round trips.
-  const write: MigratedRoute = migratedRoute({
+  // A write of one mark, audited, in the shape of the attendance write: several round trips,
+  // `?status=` the mark (default present), and with `?sleep=s` a long statement after the write, before COMMIT.
+  const write: MigratedRoute = migratedRoute<{ Querystring: { sleep?: string, status?: 'present' | 'absent' } }>({
     name: 'test.write',
     method: 'POST',
     url: '/test/write',
     flag: FLAG,
     handler: async (request) => auditedWrite(tenantDatabase(request.tenant), { userId: null, requestId: request.id }, async (tx) => {
-      const written = await writeMarks(tx, SEEDED_CLASS, DAY, [{ pupilId: 'p1', status: 'present' }], null)
+      const written = await writeMarks(tx, SEEDED_CLASS, DAY, [{ pupilId: 'p1', status: request.query.status ?? 'present' }], null)
       await tx.record(written.map((after) => ({ table: MARKS_TABLE, key: { pupilId: after.pupil_id, day: DAY }, before: null, after })))
-      await tx.query('SELECT 1')
+      await tx.query('SELECT pg_sleep($1::float8)', [Number(request.query.sleep ?? 0)])
       return { written: written.length, signalled: request.workSignal.aborted }
     })
   })
@@ -104,7 +105,7 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
   const cancellations = async (reason: string): Promise<number> => {
     return sampleSum(parsePrometheusText(await metrics.text()), 'ficus_cancellations_total', { reason })
   }
-  const post = (signal?: AbortSignal) => request(`${origin}/test/write`, {
+  const post = (signal?: AbortSignal, sleep = 0, status = 'present') => request(`${origin}/test/write?sleep=${sleep}&status=${status}`, {
     method: 'POST', headers: { host, 'content-type': 'application/json' }, body: '{}', signal
   })
 
@@ -132,6 +133,25 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
     t.equal(next.statusCode, 200, 'the pool (one connection) serves the next write')
     t.equal(body.written, 1)
     t.same(await rowsOf(school.url), { marks: 1, audits: 1 }, 'the completed write and its audit row are there')
+  })
+
+  t.test('a client that leaves while its transaction runs a long statement: cancelled on the server', async (t) => {
+    slow.delayMs = 0
+    const before = await rowsOf(school.url)
+    const client = new AbortController()
+    const answer = post(client.signal, 30, 'absent').catch((error: Error) => error)
+    await waitFor(async () => (await activity(school.database)).some((row) => row.xact && row.query.includes('pg_sleep')), SETTLE_MS, 'the write to reach its long statement')
+    client.abort()
+    t.ok(await answer instanceof Error, 'the client gave up')
+    // pg_sleep(30) would hold the transaction open for 30 s if only the client side gave up.
+    await waitFor(async () => (await activity(school.database)).every((row) => !row.xact), SETTLE_MS, 'no transaction left open')
+    t.same((await activity(school.database)).filter((row) => row.xact), [], 'the statement was cancelled and the transaction rolled back')
+    t.same(await rowsOf(school.url), before, 'no audit row was added')
+    const stored = await withAdmin(async (c) => (await c.query<{ status: string }>(`SELECT status FROM ${MARKS_TABLE} WHERE pupil_id = 'p1' AND day = $1`, [DAY])).rows, school.url)
+    t.same(stored, [{ status: 'present' }], 'the mark is still the one written before: the change to absent was rolled back')
+    const next = await post()
+    t.equal(next.statusCode, 200, 'the pool serves the next write')
+    await next.body.dump()
   })
 
   t.test('a GET past its deadline falls back to legacy and its query is cancelled on the server', async (t) => {
