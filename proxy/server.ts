@@ -153,7 +153,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   app.setErrorHandler((error, request, reply) => {
     safety.errorPage(request)
     const ficusError = toFicusError(error as Error)
-    if (ficusError.statusCode >= 500) request.log.error({ err: error, code: ficusError.code }, 'request failed')
+    // A cancellation (client gone, deadline, shutdown) is logged where it fired, not as a failure.
+    if (ficusError.statusCode >= 500 && ficusError.code !== 'FICUS_ERR_REQUEST_CANCELLED') request.log.error({ err: error, code: ficusError.code }, 'request failed')
     return sendError(request, reply, ficusError)
   })
 
