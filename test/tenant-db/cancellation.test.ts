@@ -1,7 +1,7 @@
 // Work stops when its request ends, on a real PostgreSQL made slow by a delaying proxy in front
 // of the school's database: a client that leaves mid-write leaves no row, no audit row and no
-// transaction behind, and the pool goes on serving; a GET past its deadline is served by legacy
-// and its query is cancelled on the server. The routes are the test's own migrated routes, run by
+// transaction behind, and the pool goes on serving; shutdown cancels a running write (503); a GET
+// past its deadline is served by legacy and its query is cancelled on the server. The routes are the test's own migrated routes, run by
 // the edge itself (buildProxy), so the tests do not depend on any feature route's access rules.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -15,6 +15,7 @@ import { FicusMetrics } from '../../metrics/registry.ts'
 import { migratedRoute, type MigratedRoute } from '../../new-routes/route.ts'
 import { writeMarks, MARKS_TABLE } from '../../new-routes/attendance-register/queries.ts'
 import { parseConfig } from '../../proxy/config.ts'
+import { SafetyNet } from '../../safety/safety-net.ts'
 import { buildProxy } from '../../proxy/server.ts'
 import { auditedWrite, AUDIT_TABLE } from '../../tenant-db/audit.ts'
 import { PgTenantDatabases } from '../../tenant-db/pg-databases.ts'
@@ -97,7 +98,8 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
   t.teardown(() => flags.close())
   const routes = [write, slowRead]
   const metrics = new FicusMetrics({ routes: routes.map((route) => route.name), processMetrics: false })
-  const app = await buildProxy({ config, registry, flags, routes, logger, metrics })
+  const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: undefined, events: metrics, logger })
+  const app = await buildProxy({ config, registry, flags, routes, logger, metrics, safety })
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
@@ -152,6 +154,21 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
     const next = await post()
     t.equal(next.statusCode, 200, 'the pool serves the next write')
     await next.body.dump()
+  })
+
+  t.test('shutdown cancels a running write: answered 503, rolled back, counted', async (t) => {
+    slow.delayMs = 0
+    const before = await rowsOf(school.url)
+    const answer = post(undefined, 30, 'absent')
+    await waitFor(async () => (await activity(school.database)).some((row) => row.xact && row.query.includes('pg_sleep')), SETTLE_MS, 'the write to reach its long statement')
+    t.equal(safety.cancelRunning('shutdown'), 1, 'one handler was running')
+    t.ok(await safety.settled(SETTLE_MS), 'it settled')
+    const response = await answer
+    t.equal(response.statusCode, 503)
+    t.match(await response.body.text(), 'FICUS_ERR_REQUEST_CANCELLED', 'the answer names the cancellation')
+    await waitFor(async () => (await activity(school.database)).every((row) => !row.xact), SETTLE_MS, 'no transaction left open')
+    t.same(await rowsOf(school.url), before, 'nothing of the write is in the database')
+    t.equal(await cancellations('shutdown'), 1, 'ficus_cancellations_total{reason="shutdown"} counts it')
   })
 
   t.test('a GET past its deadline falls back to legacy and its query is cancelled on the server', async (t) => {
