@@ -10,8 +10,6 @@ export interface DelayingProxy {
   readonly port: number
   /** One-way delay of every chunk, in ms; changing it affects chunks received from then on. */
   delayMs: number
-  /** Connections open through the proxy now. */
-  readonly connections: number
   close (): Promise<void>
 }
 
@@ -20,7 +18,6 @@ export async function startDelayingProxy (t: TeardownHost, target: { host: strin
   const proxy = {
     delayMs,
     get port (): number { return (server.address() as AddressInfo).port },
-    get connections (): number { return sockets.size / 2 },
     async close (): Promise<void> {
       for (const socket of sockets) socket.destroy()
       server.close()

@@ -15,7 +15,7 @@ import { SHUTDOWN_FIXED_BOUND_MS } from '../../safety/lifecycle.ts'
 import { AUDIT_TABLE } from '../../tenant-db/audit.ts'
 import { startDelayingProxy, type DelayingProxy } from '../helpers/delaying-proxy.ts'
 import { closedPort, flagsOnFor, spawnFicus, writeJson, type FicusProcess } from '../helpers/proxy-kit.ts'
-import { createControlDatabase, createSchoolDatabases, insertTenants, SEEDED_CLASS, testDatabasePrefix, waitFor, withAdmin, type SchoolDatabase } from '../helpers/tenant-databases.ts'
+import { createControlDatabase, createSchoolDatabases, insertTenants, SEEDED_CLASS, testDatabasePrefix, waitFor, withAdmin, type SchoolDatabase, type TeardownHost } from '../helpers/tenant-databases.ts'
 
 const PREFIX = testDatabasePrefix('ficus_stopw')
 const DAY = '2026-12-01'
@@ -30,7 +30,7 @@ interface Case {
   readonly origin: string
 }
 
-async function start (t: Tap.Test, school: SchoolDatabase, env: Record<string, string>): Promise<Case> {
+async function start (t: TeardownHost, school: SchoolDatabase, env: Record<string, string>): Promise<Case> {
   const slow = await startDelayingProxy(t, { host: '127.0.0.1', port: 5432 })
   const controlUrl = await createControlDatabase(t, `${PREFIX}${school.id.replace(/\D/g, '')}`)
   await insertTenants(controlUrl, [{ id: school.id, databaseUrl: `postgres://postgres@127.0.0.1:${slow.port}/${school.database}` }])
