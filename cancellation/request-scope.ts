@@ -21,6 +21,7 @@ export class RequestScope {
   #reason: CancelReason | undefined
   #settled: Promise<unknown> = Promise.resolve()
   #running = false
+  #committedWrites = 0
 
   constructor (requestId: string) {
     this.requestId = requestId
@@ -33,6 +34,13 @@ export class RequestScope {
   get running (): boolean { return this.#running }
   /** Resolves once the handler has settled (at once when it is not running). */
   get settled (): Promise<unknown> { return this.#settled }
+
+  /** Transactions of this request that changed something and were committed. */
+  get committedWrites (): number { return this.#committedWrites }
+
+  noteCommittedWrite (): void {
+    this.#committedWrites++
+  }
 
   /** Runs the handler inside this scope and remembers when it settles. */
   run<T> (handler: () => T): T {

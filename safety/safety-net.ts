@@ -380,7 +380,10 @@ export class SafetyNet {
   #cancel (scope: RequestScope, route: string | undefined, reason: CancelReason): boolean {
     if (!scope.cancel(reason)) return false
     if (route !== undefined) this.#events.onCancelled(route, reason)
-    this.#logger.info({ reqId: scope.requestId, route, reason }, 'request cancelled: its work stops')
+    const committedWrites = scope.committedWrites
+    // What it committed before the cut stays done, whatever the client is told: say so.
+    if (committedWrites > 0) this.#logger.warn({ reqId: scope.requestId, route, reason, committedWrites }, 'request cancelled after it committed a write: that write is done')
+    else this.#logger.info({ reqId: scope.requestId, route, reason }, 'request cancelled: its work stops')
     return true
   }
 

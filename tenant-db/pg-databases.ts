@@ -100,7 +100,8 @@ export class PgTenantDatabases implements TenantDatabases {
       // A connection in an unknown state is destroyed rather than handed to the next request.
       return await inPgTransaction(client, tenantId, this.#begin, work, (broken) => client.release(broken), {
         signal,
-        onCommittedDespiteCancel: scope === undefined || onCommitted === undefined ? undefined : () => onCommitted(tenantId, scope)
+        onCommittedDespiteCancel: scope === undefined || onCommitted === undefined ? undefined : () => onCommitted(tenantId, scope),
+        onCommittedWrite: scope === undefined ? undefined : () => scope.noteCommittedWrite()
       })
     } finally {
       this.#lru.release(entry)

@@ -22,6 +22,8 @@ export interface PgTransactionOptions {
   readonly signal?: AbortSignal
   /** The signal fired while COMMIT was already on its way, and the commit went through. */
   readonly onCommittedDespiteCancel?: () => void
+  /** A transaction that changed something was committed. */
+  readonly onCommittedWrite?: () => void
 }
 
 /**
@@ -42,9 +44,10 @@ export async function inPgTransaction<T> (client: ClientBase, label: string, beg
   const onAbort = (): void => tx.cancel()
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
-    await tx.exec(begin)
+    await tx.begin(begin)
     const result = await work(tx)
     await tx.commit()
+    if (tx.wrote) options.onCommittedWrite?.()
     if (fired(signal)) options.onCommittedDespiteCancel?.()
     return result
   } catch (error) {
@@ -63,6 +66,8 @@ class PgTransaction implements TenantTransaction {
   #broken: Error | undefined
   #running = 0
   #committing = false
+  /** Whether a statement other than a read ran: SELECT and SHOW read, anything else may write. */
+  wrote = false
 
   constructor (client: ClientBase, label: string, signal: AbortSignal | undefined) {
     this.#client = client
@@ -75,6 +80,7 @@ class PgTransaction implements TenantTransaction {
     this.#running++
     try {
       const result = await client.query<R & Row>(text, values as unknown[] | undefined)
+      if (result.command !== 'SELECT' && result.command !== 'SHOW') this.wrote = true
       return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length }
     } catch (error) {
       throw this.#failed(error)
@@ -84,6 +90,15 @@ class PgTransaction implements TenantTransaction {
   }
 
   async exec (script: string): Promise<void> {
+    this.wrote = true
+    await this.#send(script)
+  }
+
+  begin (script: string): Promise<void> {
+    return this.#send(script)
+  }
+
+  async #send (script: string): Promise<void> {
     const client = this.#live()
     this.#running++
     try {
@@ -99,7 +114,7 @@ class PgTransaction implements TenantTransaction {
   async commit (): Promise<void> {
     this.#live()
     this.#committing = true
-    await this.exec('COMMIT')
+    await this.#send('COMMIT')
   }
 
   /** The signal fired: stop the statement running and drop the connection, unless COMMIT is on its way. */

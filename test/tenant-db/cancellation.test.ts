@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
 import t from 'tap'
 import { pino } from 'pino'
 import { request } from 'undici'
@@ -76,6 +77,21 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
       return { written: written.length, signalled: request.workSignal.aborted }
     })
   })
+  // A write committed in its own transaction, then a long read.
+  const writeThenRead: MigratedRoute = migratedRoute({
+    name: 'test.write-then-read',
+    method: 'POST',
+    url: '/test/write-then-read',
+    flag: FLAG,
+    handler: async (request) => {
+      const db = tenantDatabase(request.tenant)
+      await auditedWrite(db, { userId: null, requestId: request.id }, async (tx) => {
+        const written = await writeMarks(tx, SEEDED_CLASS, DAY, [{ pupilId: 'p2', status: 'late' }], null)
+        await tx.record(written.map((after) => ({ table: MARKS_TABLE, key: { pupilId: after.pupil_id, day: DAY }, before: null, after })))
+      })
+      return (await db.query('SELECT pg_sleep(30) AS slept')).rows
+    }
+  })
   const slowRead: MigratedRoute = migratedRoute({
     name: 'test.slow-read',
     method: 'GET',
@@ -93,10 +109,16 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
   writeJson(join(dir, 'tenants.json'), { tenants: [] })
   const legacy = await startRecordingLegacy(t)
   const config = parseConfig({ LEGACY_URL: legacy.url, TENANTS_FILE: join(dir, 'tenants.json'), FLAGS_FILE: flagsFile, BASE_DOMAIN: 'localhost', LOG_LEVEL: 'warn' })
-  const logger = pino({ level: 'silent' })
+  const logs: Array<{ msg: string, reqId?: string, committedWrites?: number }> = []
+  const logger = pino({ level: 'info' }, new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as { msg: string })
+      callback()
+    }
+  }))
   const flags = await Flags.fromFile(flagsFile, logger, config.flagsPollMs)
   t.teardown(() => flags.close())
-  const routes = [write, slowRead]
+  const routes = [write, writeThenRead, slowRead]
   const metrics = new FicusMetrics({ routes: routes.map((route) => route.name), processMetrics: false })
   const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: undefined, events: metrics, logger })
   const app = await buildProxy({ config, registry, flags, routes, logger, metrics, safety })
@@ -169,6 +191,21 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
     await waitFor(async () => (await activity(school.database)).every((row) => !row.xact), SETTLE_MS, 'no transaction left open')
     t.same(await rowsOf(school.url), before, 'nothing of the write is in the database')
     t.equal(await cancellations('shutdown'), 1, 'ficus_cancellations_total{reason="shutdown"} counts it')
+  })
+
+  t.test('cancelled after it committed a write: the write stays, and the log says so with the request id', async (t) => {
+    slow.delayMs = 0
+    const answer = request(`${origin}/test/write-then-read`, { method: 'POST', headers: { host, 'content-type': 'application/json' }, body: '{}' })
+    await waitFor(async () => (await activity(school.database)).some((row) => row.state === 'active' && row.query.includes('pg_sleep')), SETTLE_MS, 'the handler to reach its long read')
+    t.equal(safety.cancelRunning('shutdown'), 1)
+    const response = await answer
+    t.equal(response.statusCode, 503, 'the client is told the request failed')
+    await response.body.dump()
+    const line = logs.find((entry) => entry.msg === 'request cancelled after it committed a write: that write is done')
+    t.ok(line !== undefined && typeof line.reqId === 'string' && line.reqId !== '', 'the log names the request')
+    t.equal(line?.committedWrites, 1)
+    const audited = await withAdmin(async (c) => (await c.query<{ request_id: string }>(`SELECT request_id FROM ${AUDIT_TABLE} WHERE row_key->>'pupilId' = 'p2'`)).rows, school.url)
+    t.same(audited.map((row) => row.request_id), [line?.reqId], 'the committed write is in the database, audited with that request id')
   })
 
   t.test('a GET past its deadline falls back to legacy and its query is cancelled on the server', async (t) => {
