@@ -18,6 +18,7 @@ const DETAIL: Readonly<Record<CancelReason, string>> = {
 export class RequestScope {
   readonly requestId: string
   readonly #controller = new AbortController()
+  #forward: AbortController | undefined
   #reason: CancelReason | undefined
   #settled: Promise<unknown> = Promise.resolve()
   #running = false
@@ -60,8 +61,23 @@ export class RequestScope {
     return result
   }
 
+  /**
+   * The signal of the legacy request that replaces a failed handler (fallback): it fires when
+   * the client goes away or at shutdown, but not at the deadline that caused the fallback.
+   */
+  get forwardSignal (): AbortSignal {
+    if (this.#forward === undefined) {
+      this.#forward = new AbortController()
+      if (this.#reason !== undefined && this.#reason !== 'deadline') this.#forward.abort(this.#controller.signal.reason)
+    }
+    return this.#forward.signal
+  }
+
   /** Fires the signal; true when this call fired it while the handler was still running. */
   cancel (reason: CancelReason): boolean {
+    if (reason !== 'deadline' && this.#forward !== undefined && !this.#forward.signal.aborted) {
+      this.#forward.abort(CancellationErrors.FICUS_ERR_REQUEST_CANCELLED(DETAIL[reason]))
+    }
     if (this.#reason !== undefined) return false
     this.#reason = reason
     this.#controller.abort(CancellationErrors.FICUS_ERR_REQUEST_CANCELLED(DETAIL[reason]))
@@ -72,6 +88,17 @@ export class RequestScope {
 }
 
 const storage = new AsyncLocalStorage<RequestScope>()
+const forwarding = new AsyncLocalStorage<AbortSignal>()
+
+/** Runs `send` (a request to legacy) so that the legacy client finds `signal` and honours it. */
+export function runForwarding<T> (signal: AbortSignal, send: () => T): T {
+  return forwarding.run(signal, send)
+}
+
+/** The signal of the legacy request being sent now, if it has one. */
+export function currentForwardSignal (): AbortSignal | undefined {
+  return forwarding.getStore()
+}
 
 /** The scope of the request whose handler is running now, if any. */
 export function currentScope (): RequestScope | undefined {

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import { pipeline, type Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteHandlerMethod } from 'fastify'
-import { NEVER_CANCELLED, RequestScope, type CancelReason } from '../cancellation/request-scope.ts'
+import { NEVER_CANCELLED, RequestScope, runForwarding, type CancelReason } from '../cancellation/request-scope.ts'
 import { FicusError } from '../errors/index.ts'
 import { decideBackend, type GuardedRoute } from '../flags/decide-backend.ts'
 import type { FlagContext } from '../flags/flag-context.ts'
@@ -335,7 +335,10 @@ export class SafetyNet {
     reply.code(200)
     this.#events.onFallback(guard.name, reason)
     this.#logger.warn({ reqId: request.id, route: guard.name, tenant: request.tenant.id, reason, err: error }, 'new handler failed before sending: served from legacy')
-    this.#toLegacy(request, reply)
+    // Legacy's request stops when the client goes away or at shutdown, like the handler's work.
+    const scope = request.ficusScope
+    if (scope === null) this.#toLegacy(request, reply)
+    else runForwarding(scope.forwardSignal, () => this.#toLegacy(request, reply))
     return true
   }
 

@@ -23,7 +23,7 @@ import { PgTenantDatabases } from '../../tenant-db/pg-databases.ts'
 import { tenantDatabase, withTenantDatabases } from '../../tenant-db/tenant-registry.ts'
 import { startDelayingProxy } from '../helpers/delaying-proxy.ts'
 import { flagsOnFor, writeJson } from '../helpers/proxy-kit.ts'
-import { startRecordingLegacy } from '../helpers/recording-legacy.ts'
+import { echoHandler, startRecordingLegacy } from '../helpers/recording-legacy.ts'
 import { createSchoolDatabases, ListRegistry, SEEDED_CLASS, testDatabasePrefix, waitFor, withAdmin } from '../helpers/tenant-databases.ts'
 import { parsePrometheusText, sampleSum } from '../helpers/prometheus-text.ts'
 import type { Tenant } from '../../tenants/tenant.ts'
@@ -224,5 +224,21 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
     const again = await post()
     t.equal(again.statusCode, 200, 'the pool serves the next request')
     await again.body.dump()
+  })
+
+  t.test('the fallback\'s request to legacy stops when its client goes away', async (t) => {
+    slow.delayMs = 0
+    let legacyGaveUp = false
+    // Legacy takes its time; it notices when ficus stops waiting.
+    legacy.handle(({ res }) => { res.once('close', () => { legacyGaveUp = !res.writableFinished }) })
+    t.teardown(() => legacy.handle(echoHandler))
+    const seen = legacy.requests.length
+    const client = new AbortController()
+    const answer = request(`${origin}/test/slow-read`, { headers: { host }, signal: client.signal }).catch((error: Error) => error)
+    await legacy.waitForRequests(seen + 1, SETTLE_MS)
+    client.abort()
+    t.ok(await answer instanceof Error, 'the client gave up')
+    await waitFor(() => legacyGaveUp, SETTLE_MS, 'legacy\'s request to be aborted')
+    t.ok(legacyGaveUp, 'ficus aborted its request to legacy')
   })
 })
