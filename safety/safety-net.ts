@@ -18,6 +18,7 @@ import { KeyedBreaker, type BreakerState, type BreakerTransition } from './break
 import { CompiledRules } from './compare.ts'
 import type { SafetyConfig } from './config.ts'
 import { SafetyErrors } from './errors.ts'
+import { within } from './lifecycle.ts'
 import { BoundedTee, ShadowRecord, ShadowRunner, type ShadowDropReason, type ShadowJob, type ShadowMismatch, type ShadowOutcome } from './shadow.ts'
 
 /** Which side answered, as metrics and the access log name it. `none`: ficus itself, before routing. */
@@ -357,14 +358,7 @@ export class SafetyNet {
   /** Resolves once every running handler has settled, or after `timeoutMs`; false if some had not. */
   async settled (timeoutMs: number): Promise<boolean> {
     if (this.#running.size === 0) return true
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeoutMs, false) })
-    const all = Promise.all([...this.#running.keys()].map((scope) => scope.settled)).then(() => true)
-    try {
-      return await Promise.race([all, late])
-    } finally {
-      clearTimeout(timer)
-    }
+    return await within(Promise.all([...this.#running.keys()].map((scope) => scope.settled)), timeoutMs)
   }
 
   get running (): number {
