@@ -6,6 +6,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Pool } from 'undici'
+import { currentForwardSignal } from '../cancellation/request-scope.ts'
+import { FicusError } from '../errors/index.ts'
 import { LegacyErrors } from './errors.ts'
 import { endToEndResponseHeaders, hostOnlyCookie, removeRequestHeaders, setForwardingHeaders } from './headers.ts'
 
@@ -46,6 +48,13 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs
   })
+  // A fallback's request to legacy carries its request's cancellation signal (reply-from passes
+  // none): legacy's work stops when the client goes away or ficus shuts down.
+  const request = pool.request.bind(pool) as (opts: object, callback: unknown) => void
+  pool.request = ((opts: object, callback: unknown) => {
+    const signal = currentForwardSignal()
+    return request(signal === undefined ? opts : { ...opts, signal }, callback)
+  }) as typeof pool.request
   await app.register(replyFrom, {
     base: options.legacyUrl,
     undici: pool,
@@ -124,6 +133,7 @@ function classify (error: Error): Error {
   while (cause instanceof Error) {
     const code = (cause as NodeJS.ErrnoException).code
     if (cause instanceof Error && 'statusCode' in cause && (cause as { code?: string }).code === 'FICUS_ERR_BODY_TOO_LARGE') return cause
+    if (cause instanceof FicusError && cause.code === 'FICUS_ERR_REQUEST_CANCELLED') return cause
     if (code !== undefined && SLOW.has(code)) return LegacyErrors.FICUS_ERR_LEGACY_TIMEOUT(undefined, { cause: error })
     if (code !== undefined && UNREACHABLE.has(code)) return LegacyErrors.FICUS_ERR_LEGACY_UNAVAILABLE(undefined, { cause: error })
     if (cause.name === 'TimeoutError') return LegacyErrors.FICUS_ERR_LEGACY_TIMEOUT(undefined, { cause: error })

@@ -4,6 +4,7 @@
 // bounded: routes are the declared list, cohorts are capped, and no label ever names a school.
 import { collectDefaultMetrics, Counter, Registry, type Metric } from 'prom-client'
 import type { BreakerTransition } from '../safety/breaker.ts'
+import { CANCEL_REASONS, type CancelReason } from '../cancellation/request-scope.ts'
 import type { BackendLabel, FallbackReason, SafetyEvents } from '../safety/safety-net.ts'
 import type { ShadowDropReason, ShadowOutcome } from '../safety/shadow.ts'
 
@@ -78,6 +79,7 @@ export class FicusMetrics implements SafetyEvents {
   readonly #shadow: Counter<'route' | 'cohort' | 'outcome'>
   readonly #shadowDropped: Counter<'route' | 'reason'>
   readonly #fallbacks: Counter<'route' | 'reason'>
+  readonly #cancellations: Counter<'route' | 'reason'>
   readonly #trips: Counter<'route'>
 
   constructor (options: FicusMetricsOptions) {
@@ -97,9 +99,11 @@ export class FicusMetrics implements SafetyEvents {
     this.#shadow = new Counter({ name: 'ficus_shadow_comparisons_total', help: 'Shadow comparisons of the new handler with legacy, by route, cohort and outcome (match, mismatch, error)', labelNames: ['route', 'cohort', 'outcome'], registers: [this.registry] })
     this.#shadowDropped = new Counter({ name: 'ficus_shadow_dropped_total', help: 'Shadow comparisons not made, by route and reason (busy, too_large, incomplete, draining)', labelNames: ['route', 'reason'], registers: [this.registry] })
     this.#fallbacks = new Counter({ name: 'ficus_fallbacks_total', help: 'Requests served from legacy because the new handler failed before sending, by route and reason (error, status, timeout)', labelNames: ['route', 'reason'], registers: [this.registry] })
+    this.#cancellations = new Counter({ name: 'ficus_cancellations_total', help: 'Running new handlers whose work was cancelled, by route and reason (client, deadline, shutdown)', labelNames: ['route', 'reason'], registers: [this.registry] })
     this.#trips = new Counter({ name: 'ficus_breaker_trips_total', help: 'Times a (route, school) breaker opened, by route', labelNames: ['route'], registers: [this.registry] })
     for (const route of options.routes) {
       this.#fallbacks.inc({ route, reason: 'error' }, 0)
+      for (const reason of CANCEL_REASONS) this.#cancellations.inc({ route, reason }, 0)
       this.#trips.inc({ route }, 0)
     }
   }
@@ -160,6 +164,10 @@ export class FicusMetrics implements SafetyEvents {
 
   onShadowDropped (route: string, reason: ShadowDropReason): void {
     this.#shadowDropped.inc({ route, reason })
+  }
+
+  onCancelled (route: string, reason: CancelReason): void {
+    this.#cancellations.inc({ route, reason })
   }
 
   onFallback (route: string, reason: FallbackReason): void {

@@ -5,7 +5,7 @@ import cluster from 'node:cluster'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { FicusMetrics } from '../metrics/registry.ts'
-import { closeGracefully, Prewarm, sleep } from '../safety/lifecycle.ts'
+import { CANCEL_SETTLE_MS, CLOSE_BOUND_MS, closeGracefully, Prewarm, sleep, within } from '../safety/lifecycle.ts'
 import { openPrewarmSchools, selectPrewarmSchools } from '../safety/prewarm-schools.ts'
 import { INTERNAL_HEADER, SafetyNet } from '../safety/safety-net.ts'
 import { tenantDatabase } from '../tenant-db/index.ts'
@@ -185,12 +185,25 @@ async function main (): Promise<void> {
     logger.info({ signal, drainDelayMs: config.drainDelayMs }, 'draining: /readyz answers 503, still serving')
     await sleep(config.drainDelayMs)
     logger.info({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'no longer accepting: finishing the requests in flight')
-    const closed = await closeGracefully(app.server, () => app.close(), config.shutdownTimeoutMs)
+    // At the deadline the handlers still running are cancelled and given a moment to roll back
+    // and answer; only then are connections cut, so nothing commits after its client was cut.
+    const cancelRunning = async (): Promise<void> => {
+      const cancelled = safety.cancelRunning('shutdown')
+      if (cancelled === 0) return
+      logger.warn({ cancelled }, 'handlers still running at SHUTDOWN_TIMEOUT_MS were cancelled')
+      if (!await safety.settled(CANCEL_SETTLE_MS)) logger.warn({ running: safety.running, settleMs: CANCEL_SETTLE_MS }, 'cancelled handlers still running: cutting them')
+    }
+    const closed = await closeGracefully(app.server, () => app.close(), config.shutdownTimeoutMs, cancelRunning)
     if (closed.forced) logger.warn({ ms: closed.ms }, 'requests still in flight at SHUTDOWN_TIMEOUT_MS were cut')
-    await admin.close()
-    for (const close of closers.reverse()) await close()
-    logger.info({ closeMs: closed.ms, forced: closed.forced }, 'stopped')
-    process.exit(closed.forced ? 1 : 0)
+    // Pools and clients close within one fixed bound, whatever a hung server does.
+    const closedAll = await within((async () => {
+      await admin.close()
+      for (const close of closers.reverse()) await close()
+    })(), CLOSE_BOUND_MS)
+    if (!closedAll) logger.warn({ closeBoundMs: CLOSE_BOUND_MS }, 'pools and clients still closing: exiting without them')
+    const cut = closed.forced || !closedAll
+    logger.info({ closeMs: closed.ms, forced: cut }, 'stopped')
+    process.exit(cut ? 1 : 0)
   }
   process.on('SIGTERM', (signal) => void stop(signal))
   process.on('SIGINT', (signal) => void stop(signal))

@@ -166,7 +166,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     safety.errorPage(request)
     const ficusError = toFicusError(error as Error)
     if (closesConnection(ficusError)) reply.header('connection', 'close')
-    if (ficusError.statusCode >= 500 && !isEdgeRefusal(ficusError)) request.log.error({ err: error, code: ficusError.code }, 'request failed')
+    // A cancellation (client gone, deadline, shutdown) is logged where it fired, not as a failure.
+    if (ficusError.statusCode >= 500 && !isEdgeRefusal(ficusError) && ficusError.code !== 'FICUS_ERR_REQUEST_CANCELLED') request.log.error({ err: error, code: ficusError.code }, 'request failed')
     return sendError(request, reply, ficusError)
   })
 
@@ -233,7 +234,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       config: { migratedRoute: route, routeGuard: safety.guard(route) },
       // Who may call it, before its body is validated and its handler runs (shadow runs too).
       preValidation: access.guard(route),
-      handler: route.fallbackToLegacy === false ? route.handler : safety.wrapHandler(route.handler)
+      handler: safety.wrapHandler(route.handler, route.fallbackToLegacy !== false)
     })
   }
 

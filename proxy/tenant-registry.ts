@@ -29,6 +29,8 @@ export async function openTenantRegistry (config: Config, logger: FastifyBaseLog
     })
   const databases = await createTenantDatabases(tenantDb, {
     onError: (error, tenantId) => logger.warn({ tenant: tenantId, err: (error as Error).message }, 'school database connection error'),
+    onCommittedDespiteCancel: (tenantId, scope) => logger.warn({ reqId: scope.requestId, tenant: tenantId, cancelled: scope.reason },
+      'write committed: its COMMIT was already sent when the request was cancelled'),
     onCreate: seedDemoSchool
   })
   if (tenantDb.databaseUrl === undefined) {

@@ -55,6 +55,15 @@ export class Prewarm {
 // before the drain went out with keep-alive, and its connection must not hold the close open.
 const IDLE_SWEEP_MS = 50
 
+/**
+ * The fixed part of shutdown's bound, on top of DRAIN_DELAY_MS + SHUTDOWN_TIMEOUT_MS: the time
+ * cancelled handlers get to roll back (or finish a COMMIT already sent) and answer before their
+ * connections are cut, then the time every pool and client gets to close.
+ */
+export const CANCEL_SETTLE_MS = 1_000
+export const CLOSE_BOUND_MS = 2_000
+export const SHUTDOWN_FIXED_BOUND_MS = CANCEL_SETTLE_MS + CLOSE_BOUND_MS
+
 export interface GracefulCloseResult {
   /** True when the deadline passed and the remaining connections were cut. */
   readonly forced: boolean
@@ -63,16 +72,19 @@ export interface GracefulCloseResult {
 
 /**
  * Closes a listening server the polite way: `close` stops accepting and resolves once every
- * connection has ended; meanwhile idle keep-alive connections are closed as they appear, and at
- * the deadline whatever is left is cut.
+ * connection has ended; meanwhile idle keep-alive connections are closed as they appear. At the
+ * deadline `beforeCut` runs (cancelling the work in flight, bounded by itself), then whatever is
+ * left is cut.
  */
-export async function closeGracefully (server: Server, close: () => Promise<void>, timeoutMs: number): Promise<GracefulCloseResult> {
+export async function closeGracefully (server: Server, close: () => Promise<void>, timeoutMs: number, beforeCut?: () => Promise<void>): Promise<GracefulCloseResult> {
   const started = performance.now()
   let forced = false
   const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS)
   const deadline = setTimeout(() => {
     forced = true
-    server.closeAllConnections()
+    const cut = (): void => server.closeAllConnections()
+    if (beforeCut === undefined) return cut()
+    beforeCut().then(cut, cut)
   }, timeoutMs)
   try {
     await close()
@@ -81,6 +93,17 @@ export async function closeGracefully (server: Server, close: () => Promise<void
     clearTimeout(deadline)
   }
   return { forced, ms: Math.round(performance.now() - started) }
+}
+
+/** Resolves true when `work` settles within `timeoutMs`, false when it is given up on. */
+export async function within (work: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, timeoutMs, false) })
+  try {
+    return await Promise.race([work.then(() => true, () => true), late])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 export function sleep (ms: number): Promise<void> {

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import { pipeline, type Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteHandlerMethod } from 'fastify'
+import { NEVER_CANCELLED, RequestScope, runForwarding, type CancelReason } from '../cancellation/request-scope.ts'
 import { FicusError } from '../errors/index.ts'
 import { decideBackend, type GuardedRoute } from '../flags/decide-backend.ts'
 import type { FlagContext } from '../flags/flag-context.ts'
@@ -17,6 +18,7 @@ import { KeyedBreaker, type BreakerState, type BreakerTransition } from './break
 import { CompiledRules } from './compare.ts'
 import type { SafetyConfig } from './config.ts'
 import { SafetyErrors } from './errors.ts'
+import { within } from './lifecycle.ts'
 import { BoundedTee, ShadowRecord, ShadowRunner, type ShadowDropReason, type ShadowJob, type ShadowMismatch, type ShadowOutcome } from './shadow.ts'
 
 /** Which side answered, as metrics and the access log name it. `none`: ficus itself, before routing. */
@@ -29,6 +31,8 @@ export interface SafetyEvents {
   onShadowDropped (route: string, reason: ShadowDropReason): void
   onFallback (route: string, reason: FallbackReason): void
   onBreakerTransition (route: string, transition: BreakerTransition): void
+  /** A running new handler's signal fired. */
+  onCancelled (route: string, reason: CancelReason): void
 }
 
 export interface SafetyLogger {
@@ -82,6 +86,14 @@ declare module 'fastify' {
     ficusFallback: number
     /** Set by the error handler: the answer is ficus's own error page (a documented code). */
     ficusErrorPage: boolean
+    /** The cancellation scope of a request served (or shadowed) by a new handler. */
+    ficusScope: RequestScope | null
+    /**
+     * Fires when the client goes away, the handler's deadline passes or shutdown's grace ends;
+     * ficus's own calls (school database, session store) honour it by themselves. Never fires
+     * on requests forwarded to legacy.
+     */
+    readonly workSignal: AbortSignal
   }
   interface FastifyContextConfig {
     routeGuard?: RouteGuard
@@ -111,12 +123,16 @@ export class SafetyNet {
   /** Header values that mark ficus's own requests; unguessable, new in every process. */
   readonly shadowMarker = `${this.#secret}:shadow`
   readonly prewarmMarker = `${this.#secret}:prewarm`
+  /** Handlers running now, with their route's name: shutdown cancels them. */
+  readonly #running = new Map<RequestScope, string>()
   #app: FastifyInstance | undefined
   #toLegacy: ToLegacy = () => { throw new Error('the safety net is not installed') }
   /** Bound once: the deadline timer of every new-side request calls it. */
   readonly #onTimeout = (reply: FastifyReply, timeoutMs: number): void => {
     const request = reply.request
     request.ficusTimer = null
+    const scope = request.ficusScope
+    if (scope !== null) this.#cancel(scope, request.ficusGuard?.name, 'deadline')
     if (reply.sent || reply.raw.headersSent) return
     const error = SafetyErrors.FICUS_ERR_NEW_HANDLER_TIMEOUT(`no answer within ${timeoutMs} ms`)
     if (this.#fallBack(request, reply, 'timeout', error)) return
@@ -164,6 +180,8 @@ export class SafetyNet {
     app.decorateRequest('ficusTimer', null)
     app.decorateRequest('ficusFallback', 0)
     app.decorateRequest('ficusErrorPage', false)
+    app.decorateRequest('ficusScope', null)
+    app.decorateRequest('workSignal', { getter (this: FastifyRequest) { return this.ficusScope?.signal ?? NEVER_CANCELLED } })
     const maxBodyBytes = this.config.shadow.maxBodyBytes
 
     app.addHook('onSend', function safetyOnSend (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void) {
@@ -236,18 +254,30 @@ export class SafetyNet {
       return false
     }
     request.ficusBackend = 'new'
+    this.#openScope(request, reply)
     if (guard.timeoutMs > 0 && SAFE_METHODS.has(request.method)) request.ficusTimer = setTimeout(this.#onTimeout, guard.timeoutMs, reply, guard.timeoutMs)
     return true
   }
 
   /**
-   * The route's handler, wrapped so that a throw on an idempotent request falls back to legacy
-   * before fastify's error handler sees it. A handler that returns no promise keeps its
-   * contract (it answers through `reply` whenever it likes).
+   * The route's handler, run in its request's cancellation scope and, when `fallback`, wrapped
+   * so that a throw on an idempotent request falls back to legacy before fastify's error handler
+   * sees it. A handler that returns no promise keeps its contract (it answers through `reply`
+   * whenever it likes).
    */
-  wrapHandler (handler: RouteHandlerMethod): RouteHandlerMethod {
+  wrapHandler (handler: RouteHandlerMethod, fallback = true): RouteHandlerMethod {
     const net = this
     return function guarded (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+      const scope = request.ficusScope ?? net.#openScope(request, reply)
+      const run = (): unknown => {
+        const result = scope.run(() => handler.call(this, request, reply))
+        if (scope.running) {
+          net.#running.set(scope, request.ficusGuard?.name ?? request.routeOptions.url ?? '')
+          void scope.settled.then(() => net.#running.delete(scope))
+        }
+        return result
+      }
+      if (!fallback) return run()
       const onThrow = (error: unknown): FastifyReply => {
         // A throw after the request went to legacy (a late handler) has nobody to answer.
         if (request.ficusFallback !== 0 || net.#fallBack(request, reply, 'error', error)) return reply
@@ -255,7 +285,7 @@ export class SafetyNet {
       }
       let result: unknown
       try {
-        result = handler.call(this, request, reply)
+        result = run()
       } catch (error) {
         return onThrow(error)
       }
@@ -273,6 +303,7 @@ export class SafetyNet {
     // The marker stays in ficus: a handler that passes headers on must not pass it on.
     delete request.raw.headers[INTERNAL_HEADER]
     request.ficusBackend = 'shadow'
+    this.#openScope(request, reply)
     request.ficusTimer = setTimeout(this.#onTimeout, this.config.shadow.timeoutMs, reply, this.config.shadow.timeoutMs)
   }
 
@@ -305,13 +336,52 @@ export class SafetyNet {
     reply.code(200)
     this.#events.onFallback(guard.name, reason)
     this.#logger.warn({ reqId: request.id, route: guard.name, tenant: request.tenant.id, reason, err: error }, 'new handler failed before sending: served from legacy')
-    this.#toLegacy(request, reply)
+    // Legacy's request stops when the client goes away or at shutdown, like the handler's work.
+    const scope = request.ficusScope
+    if (scope === null) this.#toLegacy(request, reply)
+    else runForwarding(scope.forwardSignal, () => this.#toLegacy(request, reply))
     return true
   }
 
   /** Called by the error handler before it answers: that answer is not a handler's 5xx to replace. */
   errorPage (request: FastifyRequest): void {
     request.ficusErrorPage = true
+  }
+
+  /** Fires the signal of every handler still running; returns how many were running. */
+  cancelRunning (reason: CancelReason): number {
+    let cancelled = 0
+    for (const [scope, route] of this.#running) if (this.#cancel(scope, route, reason)) cancelled++
+    return cancelled
+  }
+
+  /** Resolves once every running handler has settled, or after `timeoutMs`; false if some had not. */
+  async settled (timeoutMs: number): Promise<boolean> {
+    if (this.#running.size === 0) return true
+    return await within(Promise.all([...this.#running.keys()].map((scope) => scope.settled)), timeoutMs)
+  }
+
+  get running (): number {
+    return this.#running.size
+  }
+
+  #openScope (request: FastifyRequest, reply: FastifyReply): RequestScope {
+    const scope = new RequestScope(request.id)
+    request.ficusScope = scope
+    const raw = reply.raw
+    // Closed before the whole answer was written: the client has gone.
+    raw.once('close', () => { if (!raw.writableFinished) this.#cancel(scope, request.ficusGuard?.name, 'client') })
+    return scope
+  }
+
+  #cancel (scope: RequestScope, route: string | undefined, reason: CancelReason): boolean {
+    if (!scope.cancel(reason)) return false
+    if (route !== undefined) this.#events.onCancelled(route, reason)
+    const committedWrites = scope.committedWrites
+    // What it committed before the cut stays done, whatever the client is told: say so.
+    if (committedWrites > 0) this.#logger.warn({ reqId: scope.requestId, route, reason, committedWrites }, 'request cancelled after it committed a write: that write is done')
+    else this.#logger.info({ reqId: scope.requestId, route, reason }, 'request cancelled: its work stops')
+    return true
   }
 
   /** Stops starting shadow work (shutdown). */

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
+import { throwIfCancelled } from '../cancellation/request-scope.ts'
 import { SessionErrors } from './errors.ts'
 import type { CompareAndSetResult, SessionLogger, SessionStore } from './store.ts'
 import { GONE, SILENT_LOGGER, WRITTEN } from './store.ts'
@@ -138,6 +139,8 @@ export class RedisSessionStore implements SessionStore {
 
   async get (id: string): Promise<Buffer | undefined> {
     await this.#connected()
+    // A cancelled request's read or write is not sent (each is bounded by the command timeout once sent).
+    throwIfCancelled()
     try {
       return (await this.#redis.getBuffer(this.#prefix + id)) ?? undefined
     } catch (err) {
@@ -147,6 +150,7 @@ export class RedisSessionStore implements SessionStore {
 
   async compareAndSet (id: string, expected: Buffer, next: Buffer): Promise<CompareAndSetResult> {
     await this.#connected()
+    throwIfCancelled()
     const expectedSha1 = createHash('sha1').update(expected).digest('hex')
     let reply: [number, Buffer?]
     try {

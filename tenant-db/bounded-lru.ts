@@ -91,14 +91,20 @@ export class BoundedLru<R> {
     else this.#wakeAll()
   }
 
-  /** Closes every resource (those in use once released) and refuses new leases. */
+  /**
+   * Closes every resource (those in use once released) and refuses new leases. Gives up waiting
+   * after `closeTimeoutMs`: a lease that is never released (work that ignores its cancellation)
+   * or a hung server cannot hold shutdown open; whatever is left goes with the process.
+   */
   async close (): Promise<void> {
     this.#closed = true
     for (const entry of [...this.#entries.values()]) this.#retire(entry)
     this.#wakeAll()
+    const deadline = Date.now() + this.#options.closeTimeoutMs
     while (this.#closings.size > 0 || this.#retiredCount > 0) {
-      if (this.#closings.size > 0) await Promise.all(this.#closings)
-      else await this.#waitForChange(this.#options.closeTimeoutMs)
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) return
+      await this.#waitForChange(remaining)
     }
   }
 

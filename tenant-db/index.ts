@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { TenantDbConfig } from './config.ts'
 import type { TenantDatabase, TenantDatabases } from './database.ts'
 import { loadMigrations } from './migrate.ts'
+import type { PgTenantDatabasesOptions } from './pg-databases.ts'
 
 export { parseTenantDbConfig, redactUrl, databaseUrlFromTemplate, TENANT_DB_DEFAULTS, DEFAULT_MIGRATIONS_DIR } from './config.ts'
 export type { TenantDbConfig } from './config.ts'
@@ -23,6 +24,8 @@ export type { Migration, MigrationTarget, DatabaseMigrationResult, SchoolMigrati
 export interface CreateTenantDatabasesOptions {
   /** Errors of idle pooled connections, for the log. */
   readonly onError?: (error: unknown, tenantId: string) => void
+  /** A write committed although its request was cancelled while COMMIT was on its way (PostgreSQL). */
+  readonly onCommittedDespiteCancel?: PgTenantDatabasesOptions['onCommittedDespiteCancel']
   /** Embedded mode only: called once when a school's database is created (e.g. demo data). */
   readonly onCreate?: (db: TenantDatabase) => Promise<void>
 }
@@ -38,7 +41,8 @@ export async function createTenantDatabases (config: TenantDbConfig, options: Cr
       statementTimeoutMs: config.statementTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs,
       poolIdleMs: config.poolIdleMs,
-      onError: options.onError
+      onError: options.onError,
+      onCommittedDespiteCancel: options.onCommittedDespiteCancel
     })
   }
   const { PgliteTenantDatabases } = await import('./pglite-databases.ts')

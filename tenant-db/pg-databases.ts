@@ -5,6 +5,7 @@
 // statement (`query`) travels in one round trip (pg-one-round-trip.ts).
 import { Pool } from 'pg'
 import type { PoolClient } from 'pg'
+import { cancelledError, currentScope, type RequestScope } from '../cancellation/request-scope.ts'
 import type { Tenant } from '../tenants/tenant.ts'
 import { BoundedLru } from './bounded-lru.ts'
 import type { TenantDbConfig } from './config.ts'
@@ -22,6 +23,8 @@ export type PgTenantDatabasesOptions = Pick<TenantDbConfig, 'poolsMax' | 'poolSi
   readonly applicationName?: string
   /** Errors of idle connections (server restarted, network cut); the next query reconnects. */
   readonly onError?: (error: unknown, tenantId: string) => void
+  /** A transaction committed although its request was cancelled while COMMIT was on its way. */
+  readonly onCommittedDespiteCancel?: (tenantId: string, scope: RequestScope) => void
 }
 
 const ignore = (): void => {}
@@ -83,8 +86,12 @@ export class PgTenantDatabases implements TenantDatabases {
     return pool
   }
 
+  // Runs in the scope of the request whose handler called: its signal stops the work.
   async #run<T> (tenantId: string, url: string | undefined, work: Work<T>): Promise<T> {
     if (url === undefined) throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNCONFIGURED(tenantId)
+    const scope = currentScope()
+    const signal = scope?.signal
+    if (signal?.aborted === true) throw cancelledError(signal)
     const entry = await this.#lru.acquire(tenantId, url, this.#options.connectTimeoutMs)
     try {
       let client: PoolClient
@@ -93,8 +100,13 @@ export class PgTenantDatabases implements TenantDatabases {
       } catch (error) {
         throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNAVAILABLE(tenantId, { cause: error })
       }
+      const onCommitted = this.#options.onCommittedDespiteCancel
       // A connection in an unknown state is destroyed rather than handed to the next request.
-      return await inPgTransaction(client, tenantId, this.#begin, work, (broken) => client.release(broken))
+      return await inPgTransaction(client, tenantId, this.#begin, work, (broken) => client.release(broken), {
+        signal,
+        onCommittedDespiteCancel: scope === undefined || onCommitted === undefined ? undefined : () => onCommitted(tenantId, scope),
+        onCommittedWrite: scope === undefined ? undefined : () => scope.noteCommittedWrite()
+      })
     } finally {
       this.#lru.release(entry)
     }
@@ -103,6 +115,9 @@ export class PgTenantDatabases implements TenantDatabases {
   // One statement: the same transaction and statement timeout as #run, in one round trip.
   async #queryOnce<R extends object> (tenantId: string, url: string | undefined, text: string, values: readonly unknown[] | undefined): Promise<QueryResult<R>> {
     if (url === undefined) throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNCONFIGURED(tenantId)
+    const scope = currentScope()
+    const signal = scope?.signal
+    if (signal?.aborted === true) throw cancelledError(signal)
     const entry = await this.#lru.acquire(tenantId, url, this.#options.connectTimeoutMs)
     try {
       let client: PoolClient
@@ -111,7 +126,11 @@ export class PgTenantDatabases implements TenantDatabases {
       } catch (error) {
         throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNAVAILABLE(tenantId, { cause: error })
       }
-      return await queryInOneRoundTrip<R>(client, tenantId, this.#options.statementTimeoutMs, text, values, (broken) => client.release(broken))
+      const onCommitted = this.#options.onCommittedDespiteCancel
+      return await queryInOneRoundTrip<R>(client, tenantId, this.#options.statementTimeoutMs, text, values, (broken) => client.release(broken), {
+        signal,
+        onCommittedDespiteCancel: scope === undefined || onCommitted === undefined ? undefined : () => onCommitted(tenantId, scope)
+      })
     } finally {
       this.#lru.release(entry)
     }

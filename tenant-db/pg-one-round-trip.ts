@@ -7,8 +7,10 @@
 import { createRequire } from 'node:module'
 import { Query } from 'pg'
 import type { ClientBase, QueryConfig } from 'pg'
+import { cancelledError } from '../cancellation/request-scope.ts'
 import type { QueryResult, Row } from './database.ts'
 import { leavesConnectionUsable, toTenantDbError } from './pg-errors.ts'
+import { sendCancelRequest } from './pg-transaction.ts'
 
 // pg's own conversion of a parameter to its wire text (dates, arrays, buffers, JSON), as its
 // Query uses it; not part of pg's typed surface, so loaded from its published lib/ path.
@@ -61,21 +63,40 @@ class OneRoundTripQuery extends Query {
   }
 }
 
+export interface OneRoundTripOptions {
+  /** The request's cancellation: the statement is cancelled on the server and the connection dropped. */
+  readonly signal?: AbortSignal
+  /** The signal fired, yet the server had already committed (the COMMIT travels with the statement). */
+  readonly onCommittedDespiteCancel?: () => void
+}
+
 /**
  * Runs one statement in its own transaction in one round trip. On an error the transaction is
  * rolled back (a second round trip, on the failure path only) or, if the connection can no
- * longer be trusted, `done` is told to destroy it.
+ * longer be trusted, `done` is told to destroy it. When `signal` fires meanwhile, the statement
+ * gets PostgreSQL's cancel request and the connection is closed (the server rolls back what has
+ * not committed) and destroyed, as `inPgTransaction` does.
  */
 export async function queryInOneRoundTrip<R extends object = Row> (client: ClientBase, label: string, statementTimeoutMs: number,
-  text: string, values: readonly unknown[] | undefined, done: (broken: Error | undefined) => void): Promise<QueryResult<R>> {
+  text: string, values: readonly unknown[] | undefined, done: (broken: Error | undefined) => void,
+  options: OneRoundTripOptions = {}): Promise<QueryResult<R>> {
+  const signal = options.signal
   let query: OneRoundTripQuery
   try {
+    if (signal?.aborted === true) throw cancelledError(signal)
     query = new OneRoundTripQuery(text, values ?? [], statementTimeoutMs)
   } catch (error) {
     done(undefined)
     throw error
   }
   let broken: Error | undefined
+  const onAbort = (): void => {
+    if (signal === undefined) return
+    broken = cancelledError(signal)
+    sendCancelRequest(client)
+    ;(client as ClientBase & { end (): Promise<void> }).end().catch(() => {})
+  }
+  signal?.addEventListener('abort', onAbort, { once: true })
   try {
     const results = await new Promise<PgResult[]>((resolve, reject) => {
       client.query(query as never, (error: Error | undefined, answer: unknown) => {
@@ -83,9 +104,14 @@ export async function queryInOneRoundTrip<R extends object = Row> (client: Clien
         else resolve(answer as PgResult[])
       })
     })
+    if (fired(signal)) {
+      options.onCommittedDespiteCancel?.()
+      throw cancelledError(signal)
+    }
     const result = results[STATEMENT_RESULT] as PgResult
     return { rows: result.rows as R[], rowCount: result.rowCount ?? result.rows.length }
   } catch (error) {
+    if (fired(signal)) throw cancelledError(signal)
     if (!leavesConnectionUsable(error)) broken = error instanceof Error ? error : new Error(String(error))
     else {
       try {
@@ -96,6 +122,12 @@ export async function queryInOneRoundTrip<R extends object = Row> (client: Clien
     }
     throw toTenantDbError(error, label)
   } finally {
+    signal?.removeEventListener('abort', onAbort)
     done(broken)
   }
+}
+
+// A function, not an inline check: TypeScript would keep `aborted` narrowed from the first look.
+function fired (signal: AbortSignal | undefined): signal is AbortSignal {
+  return signal?.aborted === true
 }

@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import type { ParserOptions, Transaction } from '@electric-sql/pglite'
+import { throwIfCancelled } from '../cancellation/request-scope.ts'
 import type { Tenant } from '../tenants/tenant.ts'
 import { BoundedLru } from './bounded-lru.ts'
 import type { LruEntry } from './bounded-lru.ts'
@@ -145,7 +146,12 @@ class PgliteTenantDatabase implements TenantDatabase {
   }
 
   transaction<T> (work: Work<T>): Promise<T> {
-    return this.#use((db) => db.transaction((tx) => work(new PgliteTransaction(tx, this.tenantId))))
+    // A request cancelled while `work` ran is rolled back, never committed.
+    return this.#use((db) => db.transaction(async (tx) => {
+      const result = await work(new PgliteTransaction(tx, this.tenantId))
+      throwIfCancelled()
+      return result
+    }))
   }
 }
 
@@ -160,11 +166,13 @@ class PgliteTransaction implements TenantTransaction {
 
   async query<R extends object = Row> (text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
     if (this.#tx.closed) throw TenantDbErrors.FICUS_ERR_TENANT_DB_TX_FINISHED(this.#tenantId)
+    throwIfCancelled()
     return resultOf(await this.#tx.query<R>(text, values as unknown[] | undefined))
   }
 
   async exec (script: string): Promise<void> {
     if (this.#tx.closed) throw TenantDbErrors.FICUS_ERR_TENANT_DB_TX_FINISHED(this.#tenantId)
+    throwIfCancelled()
     await this.#tx.exec(script)
   }
 }

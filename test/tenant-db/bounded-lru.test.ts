@@ -84,3 +84,15 @@ t.test('close closes everything, waits for leases, and refuses new ones', async 
   t.same(closed.sort(), ['a', 'b'])
   t.same({ open: cache.open, closing: cache.closing }, { open: 0, closing: 0 })
 })
+
+t.test('close() gives up after closeTimeoutMs on a lease that is never released', async (t) => {
+  const { cache, closed } = lru(2)
+  cache.release(await cache.acquire('idle', 'v1', 100))
+  await cache.acquire('held', 'v1', 100)
+  const started = performance.now()
+  await cache.close()
+  const ms = performance.now() - started
+  t.ok(ms >= 900, `waited for the lease up to the deadline (${Math.round(ms)} ms)`)
+  t.same(closed, ['idle'], 'the idle one was closed; the held one is left to the process')
+  await t.rejects(cache.acquire('idle', 'v1', 100), { code: 'FICUS_ERR_TENANT_DB_CLOSED' }, 'no new leases')
+})
