@@ -1,17 +1,47 @@
-// The look of migrated pages: deliberately unlike legacy's, so a switch is visible at a glance.
+// The frame of every migrated page: the legacy's navigation (the same links, in the same order,
+// so a user moves between legacy and new pages and back without a dead end) and a slot for the
+// signed-in user. The look is deliberately unlike legacy's, so a switch is visible at a glance.
 import { escapeHtml } from '../html/escape.ts'
 
-export function page (schoolName: string, title: string, body: string): string {
+/** The legacy's main navigation; a page that legacy adds to its menu is added here too. */
+export const NAVIGATION: ReadonlyArray<{ readonly href: string, readonly label: string }> = Object.freeze([
+  { href: '/', label: 'Home' },
+  { href: '/attendance', label: 'Attendance' },
+  { href: '/timetable', label: 'Timetable' },
+  { href: '/reports', label: 'Reports' }
+])
+
+export interface PageOptions {
+  /**
+   * The user slot of the header, as legacy shows it: a name gives "Signed in as <name> · Sign
+   * out", null gives the "Sign in" link; undefined (the page did not look) leaves the slot empty.
+   */
+  readonly user?: string | null
+}
+
+export function page (schoolName: string, title: string, body: string, options: PageOptions = {}): string {
+  const nav = NAVIGATION.map((link) => `<a href="${link.href}">${escapeHtml(link.label)}</a>`).join('\n    ')
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)} - ${escapeHtml(schoolName)}</title>
 <style>
   body { font-family: system-ui, sans-serif; margin: 0; background: #f4f7fb; color: #14213d }
-  header { background: #2a9d8f; color: white; padding: 1rem 2rem }
+  header { background: #2a9d8f; color: white; padding: 1rem 2rem; display: flex; justify-content: space-between; align-items: baseline }
+  header a { color: white } nav { background: #e0f0ee; padding: .5rem 2rem; display: flex; gap: 1.5rem }
   main { padding: 2rem } .lead { font-size: 1.2rem }
   .cards { list-style: none; padding: 0; display: grid; grid-template-columns: repeat(auto-fill, minmax(12rem, 1fr)); gap: 1rem }
   .cards li { background: white; border-radius: .75rem; padding: 1rem; box-shadow: 0 1px 4px #0002; display: flex; flex-direction: column }
 </style></head>
-<body><header><h1>${escapeHtml(title)}</h1><p>${escapeHtml(schoolName)} &middot; new</p></header>
+<body><header><div><h1>${escapeHtml(title)}</h1><p>${escapeHtml(schoolName)} &middot; new</p></div>
+  <div class="user">${userSlot(options.user)}</div></header>
+<nav>
+    ${nav}
+</nav>
 <main>${body}</main></body></html>
 `
+}
+
+function userSlot (user: string | null | undefined): string {
+  if (user === undefined) return ''
+  if (user === null) return '<a href="/sign-in">Sign in</a>'
+  return `Signed in as ${escapeHtml(user)} &middot; <a href="/sign-out">Sign out</a>`
 }

@@ -1,11 +1,13 @@
 // Starts ficus: reads the configuration, brings up what it names (or the embedded demo parts
 // when it names nothing), pre-warms, listens, and drains then shuts down on SIGTERM/SIGINT.
 // With WORKERS=N the first process only forks N workers on the same port and relays signals.
+// First: on an older Node it stops here, with one line saying what to install.
+import './node-version.ts'
 import cluster from 'node:cluster'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { FicusMetrics } from '../metrics/registry.ts'
-import { closeGracefully, Prewarm, sleep } from '../safety/lifecycle.ts'
+import { closeGracefully, legacyPrewarmOutcome, Prewarm, sleep } from '../safety/lifecycle.ts'
 import { INTERNAL_HEADER, SafetyNet } from '../safety/safety-net.ts'
 import { tenantDatabase } from '../tenant-db/index.ts'
 import { startDemoLegacyApp, type DemoLegacyApp } from '../demo/legacy-app.ts'
@@ -15,7 +17,7 @@ import { buildAdmin, Readiness } from './admin.ts'
 import { ConfigError, parseConfig, type Config } from './config.ts'
 import { createLogger } from './logger.ts'
 import { openTenantRegistry } from './tenant-registry.ts'
-import { decisionsFor } from './decisions.ts'
+import { decisionsFor, missingRouteFlags } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { buildProxy } from './server.ts'
@@ -80,9 +82,8 @@ async function main (): Promise<void> {
       name: 'legacy',
       run: async () => {
         const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
-          app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, [INTERNAL_HEADER]: safety.prewarmMarker } })))
-        const failed = answers.find((answer) => answer.statusCode === 502 || answer.statusCode === 504)
-        if (failed !== undefined) throw new Error(`legacy answered the pre-warm request with ${failed.statusCode}`)
+          app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, accept: 'application/json', [INTERNAL_HEADER]: safety.prewarmMarker } })))
+        return legacyPrewarmOutcome(answers.map((answer) => ({ status: answer.statusCode, body: answer.body })), config.prewarmPath)
       }
     })
   }
@@ -116,6 +117,7 @@ async function main (): Promise<void> {
   await admin.listen({ port: adminPort, host: config.adminHost })
   await app.listen({ port: config.port, host: config.host })
   void prewarm.run(config.prewarmTimeoutMs, logger)
+  warnOfMissingFlags(flags, logger)
   logger.info({
     // The bound ports, not the configured ones: with PORT=0 the system picks them.
     public: `http://${config.host}:${boundPort(app.server.address(), config.port)}`,
@@ -127,6 +129,7 @@ async function main (): Promise<void> {
     flags: flags.source,
     migratedRoutes: migratedRoutes.map((route) => `${route.name} <- ${route.flag}`)
   }, 'ficus is serving')
+  if (config.embedded.length > 0) logEmbeddedDefaults(config, boundPort(app.server.address(), config.port), boundPort(admin.server.address(), adminPort), registry, logger)
 
   let stopping = false
   const stop = async (signal: string): Promise<void> => {
@@ -152,6 +155,28 @@ async function main (): Promise<void> {
   process.on('SIGTERM', (signal) => void stop(signal))
   process.on('SIGINT', (signal) => void stop(signal))
   process.on('message', (message) => { if (message === PRIMARY_STOP) void stop(PRIMARY_STOP) })
+}
+
+// The demo's first screen: what is embedded, who can reach it, and the pages to open.
+function logEmbeddedDefaults (config: Config, port: number, adminPort: number, registry: { all (): Iterable<{ id: string }> }, logger: Logger): void {
+  const schools = [...registry.all()].slice(0, 2).map((tenant) => tenant.id)
+  const open = schools.map((id) => `http://${id}.${config.baseDomain}:${port}/attendance`)
+  const admin = `http://${config.adminHost}:${adminPort}/decisions?tenant=${schools[0] ?? 'school-a'}`
+  const reach = config.hostIsDefault
+    ? `listening on ${config.host} only (set HOST=0.0.0.0 to listen on every interface)`
+    : `listening on ${config.host} (HOST)`
+  logger.info({ embedded: config.embedded, host: config.host, open, admin }, `embedded defaults in use, for a demo only: ${reach}; open ${open.join(' and ')}, admin ${admin}`)
+}
+
+// A route whose flag does not exist is on legacy everywhere, which is rarely what its author meant
+// (a typo, or a flag not created yet): said once, as soon as the flags are loaded.
+const FLAGS_READY_POLL_MS = 100
+function warnOfMissingFlags (flags: Flags, logger: Logger): void {
+  if (!flags.isReady()) {
+    setTimeout(() => warnOfMissingFlags(flags, logger), FLAGS_READY_POLL_MS).unref()
+    return
+  }
+  for (const warning of missingRouteFlags(flags, migratedRoutes)) logger.warn({ route: warning.route, flag: warning.flag }, warning.message)
 }
 
 // Asks a worker to drain and stop; sent over the cluster channel rather than as a signal.
