@@ -51,6 +51,7 @@ async function main (): Promise<void> {
   // Closing it closes every school's database pool as well.
   const registry = await openTenantRegistry(config, logger)
   closers.push(() => registry.close())
+  const embeddedDatabases = config.tenantDb.databaseUrl === undefined ? createEmbeddedDatabases(registry, config.tenantDb.pgliteMax, logger) : undefined
 
   const flags = config.unleash === undefined
     ? await Flags.fromFile(config.flagsFile, logger, config.flagsPollMs)
@@ -105,7 +106,8 @@ async function main (): Promise<void> {
     checks: [
       { name: 'flags', check: () => ({ ready: flags.isReady(), detail: flags.status() }) },
       { name: 'tenants', check: () => ({ ready: registry.size > 0, detail: { source: registry.source, count: registry.size } }) },
-      { name: 'prewarm', check: () => ({ ready: prewarm.done, detail: prewarm.results }) }
+      { name: 'prewarm', check: () => ({ ready: prewarm.done, detail: prewarm.results }) },
+      ...(embeddedDatabases === undefined ? [] : [{ name: 'embedded school databases', check: () => embeddedDatabases.status() }])
     ],
     decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag }),
     metrics,
@@ -155,6 +157,34 @@ async function main (): Promise<void> {
   process.on('SIGTERM', (signal) => void stop(signal))
   process.on('SIGINT', (signal) => void stop(signal))
   process.on('message', (message) => { if (message === PRIMARY_STOP) void stop(PRIMARY_STOP) })
+}
+
+/**
+ * Every school's embedded database, created one after the other before /readyz says ready:
+ * starting a PGlite database takes seconds, which the first visitor should not wait for (and
+ * one at a time keeps the peak memory of the demo low). A school that fails is reported and
+ * does not hold readiness: its requests get the database error, the others are served.
+ */
+function createEmbeddedDatabases (registry: { all (): Iterable<Parameters<typeof tenantDatabase>[0]> }, max: number, logger: Logger): { status (): { ready: boolean, detail: Record<string, string> } } {
+  const detail: Record<string, string> = {}
+  let done = false
+  const started = performance.now()
+  void (async () => {
+    // At most as many as may be open at once (TENANT_PGLITE_MAX): the demo has three.
+    for (const tenant of [...registry.all()].slice(0, max)) {
+      detail[tenant.id] = 'creating'
+      try {
+        await tenantDatabase(tenant).query('SELECT 1')
+        detail[tenant.id] = 'ok'
+      } catch (error) {
+        detail[tenant.id] = `failed: ${(error as Error).message}`
+        logger.warn({ tenant: tenant.id, err: (error as Error).message }, 'embedded school database could not be created')
+      }
+    }
+    done = true
+    logger.info({ schools: detail, ms: Math.round(performance.now() - started) }, 'embedded school databases created')
+  })()
+  return { status: () => ({ ready: done, detail }) }
 }
 
 // The demo's first screen: what is embedded, who can reach it, and the pages to open.
