@@ -19,11 +19,16 @@ import type { Migration } from './migrate.ts'
 
 const DATE_OID = 1082
 const INT8_OID = 20
-// PostgreSQL's WebAssembly is large, and V8's optimising tier recompiles its hot functions into
-// well over 100 MB more per process; the baseline compiler alone runs a school's queries in
-// milliseconds. Set when this module loads, that is only when embedded databases are in use
-// (it applies to WebAssembly compiled from then on in this process).
-setFlagsFromString('--liftoff-only')
+/**
+ * PostgreSQL's WebAssembly is large, and V8's optimising tier recompiles its hot functions into
+ * well over 100 MB more per process; the baseline compiler alone runs a school's queries in
+ * milliseconds. Applies to WebAssembly compiled in this process from then on: called only when
+ * embedded databases are in use, before the first one starts (code the optimising tier has
+ * produced by then would stay).
+ */
+export function useBaselineWasmCompilerOnly (): void {
+  setFlagsFromString('--liftoff-only')
+}
 // Sized for a demo or a test, not for load: the defaults (128 MB of shared buffers, 16 MB WAL
 // segments kept in the in-memory file system) cost more than the rest of ficus.
 export const POSTGRES_CONF = ['shared_buffers=8MB', 'work_mem=1MB', 'temp_buffers=1MB', 'wal_buffers=64kB', 'maintenance_work_mem=2MB',
@@ -58,6 +63,7 @@ export class PgliteTenantDatabases implements TenantDatabases {
 
   constructor (options: PgliteTenantDatabasesOptions) {
     this.#options = options
+    useBaselineWasmCompilerOnly()
     this.#lru = new BoundedLru<Embedded>({
       max: options.max,
       closeTimeoutMs: options.acquireTimeoutMs,

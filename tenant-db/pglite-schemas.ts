@@ -12,7 +12,7 @@ import type { QueryResult, Row, TenantDatabase, TenantDatabases, TenantDatabases
 import { TenantDbErrors } from './errors.ts'
 import { migrateDatabase } from './migrate.ts'
 import type { Migration } from './migrate.ts'
-import { INITDB_PARAMS, PARSERS, PgliteTransaction, POSTGRES_CONF, resultOf } from './pglite-databases.ts'
+import { INITDB_PARAMS, PARSERS, PgliteTransaction, POSTGRES_CONF, resultOf, useBaselineWasmCompilerOnly } from './pglite-databases.ts'
 
 export interface PgliteSchemaTenantDatabasesOptions {
   /** The tenant migrations, applied in each school's schema when it is first used. */
@@ -42,6 +42,7 @@ export class PgliteSchemaTenantDatabases implements TenantDatabases {
 
   constructor (options: PgliteSchemaTenantDatabasesOptions) {
     this.#options = options
+    useBaselineWasmCompilerOnly()
   }
 
   database (tenant: Tenant): TenantDatabase {
