@@ -51,7 +51,11 @@ async function main (): Promise<void> {
   // Closing it closes every school's database pool as well.
   const registry = await openTenantRegistry(config, logger)
   closers.push(() => registry.close())
-  const embeddedDatabases = config.tenantDb.databaseUrl === undefined ? createEmbeddedDatabases(registry, config.tenantDb.pgliteMax, logger) : undefined
+  // The demo (embedded legacy and databases) creates its schools' databases before ready; with a
+  // legacy of its own and no DATABASE_URL (tests, trials), they open on first use as before.
+  const embeddedDatabases = config.tenantDb.databaseUrl === undefined && config.legacyUrl === undefined
+    ? createEmbeddedDatabases(registry, config.tenantDb.pgliteMax, logger)
+    : undefined
 
   const flags = config.unleash === undefined
     ? await Flags.fromFile(config.flagsFile, logger, config.flagsPollMs)

@@ -53,6 +53,8 @@ t.test('every link of every page, legacy and new, leads somewhere with the same 
   const ficus = spawnFicus(t, { PORT: '0', ADMIN_PORT: '0', DEMO_LEGACY_PORT: '0', FLAGS_FILE: flagsFile })
   const serving = await ficus.waitForLog((line) => line.msg === 'ficus is serving', 'ficus is serving')
   const port = new URL(String(serving.public)).port
+  // The demo creates its schools' databases first, which holds the event loop for seconds.
+  await ficus.waitForLog((line) => line.msg === 'embedded school databases created', 'the demo schools\' databases', 120_000)
 
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true })
   t.teardown(() => context.close())

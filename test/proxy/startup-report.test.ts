@@ -65,8 +65,10 @@ t.test('the demo with nothing configured: loopback only, the URLs to open, legac
   t.equal(decisions.body.warnings.length, 1)
 
   await ficus.waitForLog((line) => line.msg === 'pre-warm done', 'pre-warm done')
+  await ficus.waitForLog((line) => line.msg === 'embedded school databases created', 'the demo schools\' databases', 120_000)
   const readyz = await getJson(`${String(serving.admin)}/readyz`)
   t.equal(readyz.status, 200)
+  t.same(readyz.body.checks['embedded school databases'].detail, { 'school-a': 'ok', 'school-b': 'ok', 'school-c': 'ok' }, 'ready once the demo schools\' databases exist')
   t.match(readyz.body.checks.prewarm.detail.legacy, /^ok: legacy answered GET \/ with 200 x4$/)
   t.same(accessLines(ficus.logs), [], 'the pre-warm requests are not in the access log')
 
