@@ -9,6 +9,9 @@ RUN npx tsc -p tsconfig.json
 
 FROM node:24-slim
 ENV NODE_ENV=production \
+    # Every interface: inside a container, 127.0.0.1 (ficus's default while a demo part is
+    # embedded) would be unreachable from outside.
+    HOST=0.0.0.0 \
     PORT=8080 \
     ADMIN_PORT=9090 \
     # Inside the container the admin port must be reachable by the orchestrator's probes;

@@ -291,6 +291,11 @@ export class Flags implements FlagReader {
     return true
   }
 
+  /** Whether the flag source defines this flag at all (false before flags are loaded). */
+  knows (flag: string): boolean {
+    return this.#ready && this.#unleash.getFeatureToggleDefinition(flag) !== undefined
+  }
+
   explain (flag: string, context: FlagContext): Explanation {
     if (!this.#ready) return { enabled: false, reason: 'flags are not loaded yet: no decision is taken' }
     const live = this.#unleash.getFeatureToggleDefinitions(true).find((candidate) => candidate.name === flag)

@@ -22,6 +22,8 @@ const DEMO_DIR = PROJECT_ROOT + 'demo/'
 export const DEFAULTS = Object.freeze({
   PORT: 8080,
   HOST: '0.0.0.0',
+  /** HOST while any embedded default is in use: a demo with no secrets stays on this machine. */
+  EMBEDDED_HOST: '127.0.0.1',
   BASE_DOMAIN: 'localhost',
   BARE_DOMAIN: 'not-found' as BareDomainPolicy,
   TENANTS_FILE: DEMO_DIR + 'tenants.json',
@@ -66,6 +68,10 @@ export type BareDomainPolicy = 'not-found' | 'legacy'
 export interface Config {
   readonly port: number
   readonly host: string
+  /** True when HOST was not set and the default above applies. */
+  readonly hostIsDefault: boolean
+  /** The embedded stand-ins in use (`legacy app`, ...): each is a demo default, not for production. */
+  readonly embedded: readonly string[]
   readonly baseDomain: string
   /** What the bare base domain (no school in front) gets. */
   readonly bareDomain: BareDomainPolicy
@@ -189,9 +195,16 @@ export function parseConfig (env: Env): Config {
   if (servedBy !== '' && !/^[A-Za-z0-9-]+$/.test(servedBy)) {
     problems.push('SERVED_BY_HEADER must be a header name, or empty to disable it, e.g. X-Served-By')
   }
+  const embedded = [
+    ...(legacyUrl === undefined ? ['legacy app (LEGACY_URL)'] : []),
+    ...(env.DATABASE_URL === undefined || env.DATABASE_URL.trim() === '' ? ['school databases in PGlite (DATABASE_URL)'] : []),
+    ...(env.REDIS_URL === undefined || env.REDIS_URL.trim() === '' ? ['session store in memory (REDIS_URL)'] : [])
+  ]
   const config: Config = {
     port: read.port('PORT', DEFAULTS.PORT),
-    host: read.string('HOST', DEFAULTS.HOST),
+    host: read.string('HOST', embedded.length > 0 ? DEFAULTS.EMBEDDED_HOST : DEFAULTS.HOST),
+    hostIsDefault: env.HOST === undefined || env.HOST.trim() === '',
+    embedded,
     baseDomain: read.baseDomain('BASE_DOMAIN', DEFAULTS.BASE_DOMAIN),
     bareDomain: read.oneOf('BARE_DOMAIN', ['not-found', 'legacy'], DEFAULTS.BARE_DOMAIN),
     tenantsFile: read.file('TENANTS_FILE', DEFAULTS.TENANTS_FILE, '/etc/ficus/tenants.json'),

@@ -15,6 +15,24 @@ export interface RouteDecision extends DecisionExplanation, RouteAccess {
 export interface TenantDecisions {
   readonly tenant: { readonly id: string, readonly status: string, readonly cohorts: readonly string[] }
   readonly routes: readonly RouteDecision[]
+  /** Declared routes whose flag the flag source does not have: they stay on legacy everywhere. */
+  readonly warnings: readonly RouteFlagWarning[]
+}
+
+export interface RouteFlagWarning {
+  readonly route: string
+  readonly flag: string
+  readonly message: string
+}
+
+/** Routes whose flag is missing from the current flags; empty until flags are loaded. */
+export function missingRouteFlags (flags: Pick<Flags, 'isReady' | 'knows' | 'source'>, routes: readonly MigratedRoute[]): RouteFlagWarning[] {
+  if (!flags.isReady()) return []
+  return routes.filter((route) => !flags.knows(route.flag)).map((route) => ({
+    route: route.name,
+    flag: route.flag,
+    message: `route ${route.name} is guarded by the flag ${route.flag}, which ${flags.source} does not define: the route stays on legacy for every school`
+  }))
 }
 
 export function decisionsFor (tenantId: string, parts: { registry: TenantRegistry, flags: Flags, routes: readonly MigratedRoute[], killSwitchFlag: string | undefined }): TenantDecisions | undefined {
@@ -28,5 +46,5 @@ export function decisionsFor (tenantId: string, parts: { registry: TenantRegistr
     ...routeAccess(route),
     ...explainDecision(parts.flags, route, { tenantId: tenant.id, cohorts: tenant.cohorts, route: route.name }, parts.killSwitchFlag)
   }))
-  return { tenant: { id: tenant.id, status: tenant.status, cohorts: tenant.cohorts }, routes }
+  return { tenant: { id: tenant.id, status: tenant.status, cohorts: tenant.cohorts }, routes, warnings: missingRouteFlags(parts.flags, parts.routes) }
 }

@@ -1,11 +1,13 @@
 // Starts ficus: reads the configuration, brings up what it names (or the embedded demo parts
 // when it names nothing), pre-warms, listens, and drains then shuts down on SIGTERM/SIGINT.
 // With WORKERS=N the first process only forks N workers on the same port and relays signals.
+// First: on an older Node it stops here, with one line saying what to install.
+import './node-version.ts'
 import cluster from 'node:cluster'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { FicusMetrics } from '../metrics/registry.ts'
-import { CANCEL_SETTLE_MS, CLOSE_BOUND_MS, closeGracefully, Prewarm, sleep, within } from '../safety/lifecycle.ts'
+import { CANCEL_SETTLE_MS, CLOSE_BOUND_MS, closeGracefully, legacyPrewarmOutcome, Prewarm, sleep, within } from '../safety/lifecycle.ts'
 import { openPrewarmSchools, selectPrewarmSchools } from '../safety/prewarm-schools.ts'
 import { INTERNAL_HEADER, SafetyNet } from '../safety/safety-net.ts'
 import { tenantDatabase } from '../tenant-db/index.ts'
@@ -18,7 +20,7 @@ import { buildAdmin, Readiness } from './admin.ts'
 import { ConfigError, parseConfig, type Config } from './config.ts'
 import { createLogger } from './logger.ts'
 import { openTenantRegistry } from './tenant-registry.ts'
-import { decisionsFor } from './decisions.ts'
+import { decisionsFor, missingRouteFlags } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { SignatureWatch } from '../sessions/signature-watch.ts'
@@ -64,6 +66,11 @@ async function main (): Promise<void> {
   // Closing it closes every school's database pool as well.
   const registry = await openTenantRegistry(config, logger)
   closers.push(() => registry.close())
+  // The demo (embedded legacy and databases) creates its schools' databases before ready; with a
+  // legacy of its own and no DATABASE_URL (tests, trials), they open on first use as before.
+  const embeddedDatabases = config.tenantDb.databaseUrl === undefined && config.legacyUrl === undefined
+    ? createEmbeddedDatabases(registry, config.tenantDb.pgliteMax, logger)
+    : undefined
 
   // Route flags the source stops listing keep deciding as they last did (flags/flag-keeper.ts).
   const keeping = { watched: routeFlags(migratedRoutes, config.killSwitchFlag), goneAfterMs: config.flagGoneAfterMs }
@@ -107,9 +114,8 @@ async function main (): Promise<void> {
       name: 'legacy',
       run: async () => {
         const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
-          app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, [INTERNAL_HEADER]: safety.prewarmMarker } })))
-        const failed = answers.find((answer) => answer.statusCode === 502 || answer.statusCode === 504)
-        if (failed !== undefined) throw new Error(`legacy answered the pre-warm request with ${failed.statusCode}`)
+          app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, accept: 'application/json', [INTERNAL_HEADER]: safety.prewarmMarker } })))
+        return legacyPrewarmOutcome(answers.map((answer) => ({ status: answer.statusCode, body: answer.body })), config.prewarmPath)
       }
     })
   }
@@ -145,7 +151,8 @@ async function main (): Promise<void> {
     checks: [
       { name: 'flags', check: () => ({ ready: flags.isReady(), detail: flags.status() }) },
       { name: 'tenants', check: () => ({ ready: registry.size > 0, detail: { source: registry.source, count: registry.size } }) },
-      { name: 'prewarm', check: () => ({ ready: prewarm.done, detail: prewarm.results }) }
+      { name: 'prewarm', check: () => ({ ready: prewarm.done, detail: prewarm.results }) },
+      ...(embeddedDatabases === undefined ? [] : [{ name: 'embedded school databases', check: () => embeddedDatabases.status() }])
     ],
     decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag }),
     metrics,
@@ -158,6 +165,7 @@ async function main (): Promise<void> {
   await listenOrExplain(admin, adminPort, config.adminHost, { port: 'ADMIN_PORT', host: 'ADMIN_HOST' })
   await listenOrExplain(app, config.port, config.host, { port: 'PORT', host: 'HOST' })
   void prewarm.run(config.prewarmTimeoutMs, logger)
+  warnOfMissingFlags(flags, logger)
   logger.info({
     // The bound ports, not the configured ones: with PORT=0 the system picks them.
     public: `http://${config.host}:${boundPort(app.server.address(), config.port)}`,
@@ -170,6 +178,7 @@ async function main (): Promise<void> {
     migratedRoutes: migratedRoutes.map((route) => `${route.name} <- ${route.flag}`),
     console: `http://${config.adminHost}:${boundPort(admin.server.address(), adminPort)}/console`
   }, 'ficus is serving')
+  if (config.embedded.length > 0) logEmbeddedDefaults(config, boundPort(app.server.address(), config.port), boundPort(admin.server.address(), adminPort), registry, logger)
 
   let stopping = false
   const stop = async (signal: string): Promise<void> => {
@@ -213,6 +222,56 @@ async function main (): Promise<void> {
     registry.reload()
     logger.info({ flags: flagsFile ? config.flagsFile : `${flags.source} (not a file)`, tenants: registry.source }, 'SIGHUP: flags and tenants files re-read')
   }
+}
+
+/**
+ * Every school's embedded database, created one after the other before /readyz says ready:
+ * starting a PGlite database takes seconds, which the first visitor should not wait for (and
+ * one at a time keeps the peak memory of the demo low). A school that fails is reported and
+ * does not hold readiness: its requests get the database error, the others are served.
+ */
+function createEmbeddedDatabases (registry: { all (): Iterable<Parameters<typeof tenantDatabase>[0]> }, max: number, logger: Logger): { status (): { ready: boolean, detail: Record<string, string> } } {
+  const detail: Record<string, string> = {}
+  let done = false
+  const started = performance.now()
+  void (async () => {
+    // At most as many as may be open at once (TENANT_PGLITE_MAX): the demo has three.
+    for (const tenant of [...registry.all()].slice(0, max)) {
+      detail[tenant.id] = 'creating'
+      try {
+        await tenantDatabase(tenant).query('SELECT 1')
+        detail[tenant.id] = 'ok'
+      } catch (error) {
+        detail[tenant.id] = `failed: ${(error as Error).message}`
+        logger.warn({ tenant: tenant.id, err: (error as Error).message }, 'embedded school database could not be created')
+      }
+    }
+    done = true
+    logger.info({ schools: detail, ms: Math.round(performance.now() - started) }, 'embedded school databases created')
+  })()
+  return { status: () => ({ ready: done, detail }) }
+}
+
+// The demo's first screen: what is embedded, who can reach it, and the pages to open.
+function logEmbeddedDefaults (config: Config, port: number, adminPort: number, registry: { all (): Iterable<{ id: string }> }, logger: Logger): void {
+  const schools = [...registry.all()].slice(0, 2).map((tenant) => tenant.id)
+  const open = schools.map((id) => `http://${id}.${config.baseDomain}:${port}/attendance`)
+  const admin = `http://${config.adminHost}:${adminPort}/decisions?tenant=${schools[0] ?? 'school-a'}`
+  const reach = config.hostIsDefault
+    ? `listening on ${config.host} only (set HOST=0.0.0.0 to listen on every interface)`
+    : `listening on ${config.host} (HOST)`
+  logger.info({ embedded: config.embedded, host: config.host, open, admin }, `embedded defaults in use, for a demo only: ${reach}; open ${open.join(' and ')}, admin ${admin}`)
+}
+
+// A route whose flag does not exist is on legacy everywhere, which is rarely what its author meant
+// (a typo, or a flag not created yet): said once, as soon as the flags are loaded.
+const FLAGS_READY_POLL_MS = 100
+function warnOfMissingFlags (flags: Flags, logger: Logger): void {
+  if (!flags.isReady()) {
+    setTimeout(() => warnOfMissingFlags(flags, logger), FLAGS_READY_POLL_MS).unref()
+    return
+  }
+  for (const warning of missingRouteFlags(flags, migratedRoutes)) logger.warn({ route: warning.route, flag: warning.flag }, warning.message)
 }
 
 // Asks a worker to drain and stop; sent over the cluster channel rather than as a signal.

@@ -47,6 +47,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The school this request is for; set before any handler runs. */
     tenant: Tenant
+    /** ficus's own pre-warm request: not client traffic, so neither counted nor access-logged. */
+    ficusPrewarm: boolean
   }
   interface FastifyContextConfig {
     migratedRoute?: MigratedRoute
@@ -120,6 +122,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   }
   app.decorateRequest('tenant', undefined as unknown as Tenant)
   refuseConnect(app.server)
+  app.decorateRequest('ficusPrewarm', false)
 
   await app.register(legacyAdapter, {
     legacyUrl: config.legacyUrl ?? `http://127.0.0.1:${config.demoLegacyPort}`,
@@ -140,6 +143,10 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   app.addHook('onResponse', function observe (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
     const guard = request.ficusGuard
     const backend = request.ficusBackend
+    if (request.ficusPrewarm) {
+      if (accessLog) writeAccessLog(request, reply, ROUTE_UNMIGRATED, backend, true)
+      return done()
+    }
     const route = guard !== null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
     metrics.observe(route, backend, reply.statusCode, request.tenant?.cohorts[0], reply.elapsedTime / 1000)
     if (accessLog) writeAccessLog(request, reply, guard !== null ? guard.name : backend === 'none' ? ROUTE_NONE : ROUTE_UNMIGRATED, backend)
@@ -182,6 +189,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     if (internal && safety.isPrewarm(request)) {
       delete request.raw.headers[INTERNAL_HEADER]
       request.ficusBackend = 'legacy'
+      request.ficusPrewarm = true
       return void reply.toLegacy()
     }
 

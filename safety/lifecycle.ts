@@ -6,7 +6,8 @@ import type { Server } from 'node:http'
 
 export interface PrewarmStep {
   readonly name: string
-  readonly run: () => Promise<void>
+  /** Resolves with what happened, in words (`ok` when it says nothing); rejects when it failed. */
+  readonly run: () => Promise<string | void>
 }
 
 export interface PrewarmLogger {
@@ -41,13 +42,39 @@ export class Prewarm {
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), timeoutMs) })
     await Promise.all(this.#steps.map(async (step) => {
-      const outcome = await Promise.race([step.run().then(() => 'ok', (error: Error) => `failed: ${error.message}`), deadline])
+      let failed = false
+      const outcome = await Promise.race([step.run().then((said) => said ?? 'ok', (error: Error) => { failed = true; return `failed: ${error.message}` }), deadline])
       this.#results[step.name] = outcome === 'late' ? `not finished within ${timeoutMs} ms` : outcome
-      if (outcome !== 'ok') logger.warn({ step: step.name, outcome: this.#results[step.name] }, 'pre-warm step incomplete; going ahead')
+      if (failed || outcome === 'late') logger.warn({ step: step.name, outcome: this.#results[step.name] }, 'pre-warm step incomplete; going ahead')
     }))
     clearTimeout(timer)
     this.#done = true
     if (this.#steps.length > 0) logger.info({ steps: this.#results, ms: Math.round(performance.now() - started) }, 'pre-warm done')
+  }
+}
+
+/**
+ * What the pre-warm answers say about legacy, in words that match what happened: legacy answered
+ * (with whatever status: a 404 for PREWARM_PATH still means legacy is there), or ficus itself
+ * answered because it could not reach legacy or legacy was too slow (then the step fails).
+ */
+export function legacyPrewarmOutcome (answers: ReadonlyArray<{ status: number, body: string }>, path: string): string {
+  const statuses = new Map<string, number>()
+  for (const answer of answers) {
+    const code = ficusErrorCode(answer.body)
+    if (code !== undefined) throw new Error(`legacy not reached: ${code === 'FICUS_ERR_LEGACY_TIMEOUT' ? 'no answer in time' : 'could not connect or no valid answer'} (${code}, ficus answered ${answer.status})`)
+    const key = String(answer.status)
+    statuses.set(key, (statuses.get(key) ?? 0) + 1)
+  }
+  return `ok: legacy answered GET ${path} with ${[...statuses].map(([status, count]) => `${status} x${count}`).join(', ')}`
+}
+
+function ficusErrorCode (body: string): string | undefined {
+  try {
+    const code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code
+    return typeof code === 'string' && code.startsWith('FICUS_ERR_') ? code : undefined
+  } catch {
+    return undefined
   }
 }
 

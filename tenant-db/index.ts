@@ -14,6 +14,7 @@ export { TenantDbErrors } from './errors.ts'
 // here would load both drivers (pg, and PGlite's ~3 MB) into every process whatever DATABASE_URL says.
 export type { PgTenantDatabases, PgTenantDatabasesOptions } from './pg-databases.ts'
 export type { PgliteTenantDatabases, PgliteTenantDatabasesOptions } from './pglite-databases.ts'
+export type { PgliteSchemaTenantDatabases, PgliteSchemaTenantDatabasesOptions } from './pglite-schemas.ts'
 export { DatabaseTenantRegistry, withTenantDatabases, tenantDatabase } from './tenant-registry.ts'
 export type { TenantWithDatabase } from './tenant-registry.ts'
 export { auditedWrite, AUDIT_TABLE } from './audit.ts'
@@ -30,7 +31,10 @@ export interface CreateTenantDatabasesOptions {
   readonly onCreate?: (db: TenantDatabase) => Promise<void>
 }
 
-/** Pools on PostgreSQL when DATABASE_URL is set, else one embedded PGlite database per school. */
+/**
+ * Pools on PostgreSQL when DATABASE_URL is set; else embedded PGlite: in memory one database with
+ * a schema per school, with TENANT_PGLITE_DIR one database (directory) per school.
+ */
 export async function createTenantDatabases (config: TenantDbConfig, options: CreateTenantDatabasesOptions = {}): Promise<TenantDatabases> {
   // Only the configured driver is loaded.
   if (config.databaseUrl !== undefined) {
@@ -45,9 +49,15 @@ export async function createTenantDatabases (config: TenantDbConfig, options: Cr
       onCommittedDespiteCancel: options.onCommittedDespiteCancel
     })
   }
+  const migrations = await loadMigrations(join(config.migrationsDir, 'tenant'))
+  if (config.pgliteDir === undefined) {
+    // In memory: one embedded database, a schema and a role per school.
+    const { PgliteSchemaTenantDatabases } = await import('./pglite-schemas.ts')
+    return new PgliteSchemaTenantDatabases({ migrations, onCreate: options.onCreate })
+  }
   const { PgliteTenantDatabases } = await import('./pglite-databases.ts')
   return new PgliteTenantDatabases({
-    migrations: await loadMigrations(join(config.migrationsDir, 'tenant')),
+    migrations,
     dataDir: config.pgliteDir,
     max: config.pgliteMax,
     acquireTimeoutMs: config.connectTimeoutMs,

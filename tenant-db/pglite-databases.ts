@@ -1,11 +1,12 @@
 // The embedded default: each school's database is a PGlite instance (PostgreSQL compiled to
 // WebAssembly) inside this process, behind the same interface as the pools, migrated with the
-// same SQL files when it opens. Each instance costs about 250 MB, so at most `max` are open: in
+// same SQL files when it opens. Each instance costs well over 100 MB, so at most `max` are open: in
 // memory they cannot be closed without losing data, with a data directory the least recently
 // used idle one is closed and reopened from disk when needed again.
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
 import { PGlite } from '@electric-sql/pglite'
 import type { ParserOptions, Transaction } from '@electric-sql/pglite'
 import { throwIfCancelled } from '../cancellation/request-scope.ts'
@@ -19,8 +20,23 @@ import type { Migration } from './migrate.ts'
 
 const DATE_OID = 1082
 const INT8_OID = 20
+/**
+ * PostgreSQL's WebAssembly is large, and V8's optimising tier recompiles its hot functions into
+ * well over 100 MB more per process; the baseline compiler alone runs a school's queries in
+ * milliseconds. Applies to WebAssembly compiled in this process from then on: called only when
+ * embedded databases are in use, before the first one starts (code the optimising tier has
+ * produced by then would stay).
+ */
+export function useBaselineWasmCompilerOnly (): void {
+  setFlagsFromString('--liftoff-only')
+}
+// Sized for a demo or a test, not for load: the defaults (128 MB of shared buffers, 16 MB WAL
+// segments kept in the in-memory file system) cost more than the rest of ficus.
+export const POSTGRES_CONF = ['shared_buffers=8MB', 'work_mem=1MB', 'temp_buffers=1MB', 'wal_buffers=64kB', 'maintenance_work_mem=2MB',
+  'wal_level=minimal', 'max_wal_senders=0', 'min_wal_size=2MB', 'max_wal_size=8MB']
+export const INITDB_PARAMS = ['--wal-segsize=1']
 // Same shapes as the pg driver gives with PG_TYPES: a DATE as 'YYYY-MM-DD', an int8 as a string.
-const PARSERS: ParserOptions = { [DATE_OID]: (value: string) => value, [INT8_OID]: (value: string) => value }
+export const PARSERS: ParserOptions = { [DATE_OID]: (value: string) => value, [INT8_OID]: (value: string) => value }
 
 export interface PgliteTenantDatabasesOptions {
   /** The tenant migrations, applied to each database when it opens. */
@@ -48,6 +64,7 @@ export class PgliteTenantDatabases implements TenantDatabases {
 
   constructor (options: PgliteTenantDatabasesOptions) {
     this.#options = options
+    useBaselineWasmCompilerOnly()
     this.#lru = new BoundedLru<Embedded>({
       max: options.max,
       closeTimeoutMs: options.acquireTimeoutMs,
@@ -98,10 +115,10 @@ export class PgliteTenantDatabases implements TenantDatabases {
     const existed = dir !== undefined && existsSync(join(dir, 'PG_VERSION'))
     let db: PGlite
     if (existed) {
-      db = await PGlite.create({ dataDir: dir, parsers: PARSERS })
+      db = await PGlite.create({ dataDir: dir, parsers: PARSERS, postgresqlconf: POSTGRES_CONF })
     } else {
       if (this.#options.dataDir !== undefined) await mkdir(this.#options.dataDir, { recursive: true })
-      db = await PGlite.create({ dataDir: dir, loadDataDir: await this.#templateDump(), parsers: PARSERS })
+      db = await PGlite.create({ dataDir: dir, loadDataDir: await this.#templateDump(), parsers: PARSERS, postgresqlconf: POSTGRES_CONF })
     }
     const handle = new PgliteTenantDatabase(tenantId, (work) => work(db))
     // A database reopened from disk may predate the newest migrations; a fresh copy is already current.
@@ -117,7 +134,7 @@ export class PgliteTenantDatabases implements TenantDatabases {
   // initdb takes seconds; copying a migrated, empty database takes a fraction of that.
   #templateDump (): Promise<Blob> {
     this.#template ??= (async () => {
-      const template = await PGlite.create({ parsers: PARSERS })
+      const template = await PGlite.create({ parsers: PARSERS, postgresqlconf: POSTGRES_CONF, initDbStartParams: INITDB_PARAMS })
       try {
         const result = await migrateDatabase(new PgliteTenantDatabase('template', (work) => work(template)), this.#options.migrations)
         if (result.status === 'failed') throw TenantDbErrors.FICUS_ERR_MIGRATION_FAILED(`${result.error?.migration ?? ''} ${result.error?.message ?? ''}`)
@@ -155,7 +172,7 @@ class PgliteTenantDatabase implements TenantDatabase {
   }
 }
 
-class PgliteTransaction implements TenantTransaction {
+export class PgliteTransaction implements TenantTransaction {
   readonly #tx: Transaction
   readonly #tenantId: string
 
@@ -177,6 +194,6 @@ class PgliteTransaction implements TenantTransaction {
   }
 }
 
-function resultOf<R> (result: { rows: R[], rowCount?: number, affectedRows?: number }): QueryResult<R> {
+export function resultOf<R> (result: { rows: R[], rowCount?: number, affectedRows?: number }): QueryResult<R> {
   return { rows: result.rows, rowCount: result.rowCount ?? result.affectedRows ?? result.rows.length }
 }

@@ -10,9 +10,10 @@ import { PROJECT_ROOT, spawnFicus, waitFor, writeJson } from '../helpers/proxy-k
 // The issue's bound for a flags edit to take effect.
 const FLIP_BOUND_MS = 2_000
 const WAIT_MS = 5_000
+const READY_WAIT_MS = 120_000
 
-async function get (origin: string, path: string, host: string, cookie?: string): Promise<{ status: number, servedBy: string | undefined, text: string }> {
-  const response = await request(`${origin}${path}`, { headers: { host, accept: 'text/html', ...(cookie === undefined ? {} : { cookie }) }, headersTimeout: WAIT_MS, bodyTimeout: WAIT_MS })
+async function get (origin: string, path: string, host: string, cookie?: string, timeoutMs = WAIT_MS): Promise<{ status: number, servedBy: string | undefined, text: string }> {
+  const response = await request(`${origin}${path}`, { headers: { host, accept: 'text/html', ...(cookie === undefined ? {} : { cookie }) }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
   const servedBy = response.headers['x-served-by']
   return { status: response.statusCode, servedBy: Array.isArray(servedBy) ? servedBy.join() : servedBy, text: await response.body.text() }
 }
@@ -31,6 +32,15 @@ t.test('the demo serves school-a\'s attendance from new and school-b\'s from leg
   t.match(origin, /^http:\/\/127\.0\.0\.1:[1-9]\d*$/, 'the log gives the bound public address')
   t.match(admin, /^http:\/\/127\.0\.0\.1:[1-9]\d*$/, 'the log gives the bound admin address')
   t.ok(ficus.logs.some((line) => /LEGACY_URL not set/.test(line.msg)), 'the log says the embedded legacy app is in use')
+
+  // Ready once the schools' embedded databases exist: initdb in WebAssembly takes seconds, during
+  // which the process answers nothing (it runs on the event loop).
+  let readyz = await get(admin, '/readyz', '127.0.0.1', undefined, READY_WAIT_MS)
+  for (const started = performance.now(); readyz.status !== 200 && performance.now() - started < READY_WAIT_MS;) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    readyz = await get(admin, '/readyz', '127.0.0.1', undefined, READY_WAIT_MS)
+  }
+  t.equal(readyz.status, 200, 'ready on the admin port')
 
   // The attendance pages are for teachers, on both sides: sign in on the legacy first.
   const signIn = async (host: string, user: string): Promise<string> => {
@@ -61,7 +71,6 @@ t.test('the demo serves school-a\'s attendance from new and school-b\'s from leg
   t.match(b.text, /\(legacy\)/)
   t.equal((await get(origin, '/timetable', 'school-a.localhost')).servedBy, 'legacy', 'timetable is not migrated anywhere')
 
-  t.equal((await get(admin, '/readyz', '127.0.0.1')).status, 200, 'ready on the admin port')
   t.equal((await get(admin, '/livez', '127.0.0.1')).status, 200)
   const publicReadyz = await get(origin, '/readyz', 'school-a.localhost')
   t.equal(publicReadyz.servedBy, 'legacy', 'the public port forwards /readyz to legacy like any path')
