@@ -2,7 +2,7 @@
 // proxy/config.ts hands over. The keys follow the legacy's session: a preset for Flask-Login,
 // each key overridable.
 import { randomBytes } from 'node:crypto'
-import { readOneOf, readWholeNumber, type Env } from '../config/env.ts'
+import { readOneOf, readSet, readWholeNumber, type Env } from '../config/env.ts'
 import type { SessionUserKeys } from './session-user.ts'
 
 export const SESSION_USER_PRESETS = ['plain', 'flask-login'] as const
@@ -42,8 +42,8 @@ const SESSION_KEY = /^[\x21-\x7e]{1,128}$/
 const FIELD_NAME = /^[A-Za-z0-9_-]{1,64}$/
 
 function key (env: Env, name: string, fallback: string | undefined, problems: string[]): string | undefined {
-  const raw = env[name]
-  if (raw === undefined || raw === '') return fallback
+  const raw = readSet(env, name, problems)
+  if (raw === undefined) return fallback
   if (!SESSION_KEY.test(raw)) {
     problems.push(`${name} must be a session key (printable, no spaces), e.g. ${name}=${fallback ?? '_fresh'}`)
     return fallback
@@ -52,8 +52,8 @@ function key (env: Env, name: string, fallback: string | undefined, problems: st
 }
 
 function path (env: Env, name: string, fallback: string, problems: string[]): string {
-  const raw = env[name]
-  if (raw === undefined || raw === '') return fallback
+  const raw = readSet(env, name, problems)
+  if (raw === undefined) return fallback
   if (!raw.startsWith('/') || raw.startsWith('//') || /[\s?#\\]/.test(raw)) {
     problems.push(`${name} must be an absolute path on the school's own host with no query, e.g. ${name}=${fallback}`)
     return fallback
@@ -69,12 +69,14 @@ export function parseAccessConfig (env: Env, problems: string[]): AccessConfig {
     rolesKey: key(env, 'SESSION_ROLES_KEY', presetKeys.rolesKey, problems) ?? presetKeys.rolesKey,
     freshKey: key(env, 'SESSION_FRESH_KEY', presetKeys.freshKey, problems)
   })
-  const csrfSessionKey = env.CSRF_SESSION_KEY === undefined || env.CSRF_SESSION_KEY === '' ? ACCESS_DEFAULTS.CSRF_SESSION_KEY : env.CSRF_SESSION_KEY
+  const csrfSessionKey = readSet(env, 'CSRF_SESSION_KEY', problems) ?? ACCESS_DEFAULTS.CSRF_SESSION_KEY
   if (!FIELD_NAME.test(csrfSessionKey)) problems.push(`CSRF_SESSION_KEY must be a form field name (letters, digits, _ and -), e.g. CSRF_SESSION_KEY=${ACCESS_DEFAULTS.CSRF_SESSION_KEY}`)
 
-  const configured = [env.CSRF_SECRET, env.SESSION_SECRET].find((value) => value !== undefined && value !== '')
+  // SESSION_SECRET's own problems (empty, too short) are the session config's to report.
+  const sessionSecret = env.SESSION_SECRET?.trim()
+  const configured = readSet(env, 'CSRF_SECRET', problems) ?? (sessionSecret === '' ? undefined : sessionSecret)
   // The embedded demo legacy (no LEGACY_URL) signs its forms with the secret ficus gives it.
-  const demo = env.LEGACY_URL === undefined || env.LEGACY_URL === ''
+  const demo = env.LEGACY_URL === undefined
   const csrfSecret = configured ?? (demo ? randomBytes(24).toString('hex') : undefined)
 
   const config: AccessConfig = {

@@ -1,7 +1,7 @@
 // Settings of the migration console, parsed from the environment that proxy/config.ts hands over.
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Env } from '../config/env.ts'
+import { readSet, type Env } from '../config/env.ts'
 import { parseFreezeWindows, type FreezeWindow } from './freeze.ts'
 import { isPasswordHash } from './passwords.ts'
 
@@ -23,10 +23,7 @@ export interface ConsoleConfig {
 }
 
 export function parseConsoleConfig (env: Env, problems: string[]): ConsoleConfig {
-  const raw = (name: string): string | undefined => {
-    const value = env[name]?.trim()
-    return value === undefined || value === '' ? undefined : value
-  }
+  const raw = (name: string): string | undefined => readSet(env, name, problems)
   const users: ConsoleUser[] = []
   for (const entry of (raw('CONSOLE_USERS') ?? '').split(',').map((part) => part.trim()).filter((part) => part !== '')) {
     const colon = entry.indexOf(':')
@@ -40,6 +37,8 @@ export function parseConsoleConfig (env: Env, problems: string[]): ConsoleConfig
   }
   const adminUrl = raw('UNLEASH_ADMIN_URL')
   const adminToken = raw('UNLEASH_ADMIN_TOKEN')
+  // Read even without UNLEASH_ADMIN_URL, so that a blank value is reported either way.
+  const project = raw('UNLEASH_PROJECT') ?? 'default'
   let unleashAdmin: ConsoleConfig['unleashAdmin']
   if (adminUrl !== undefined) {
     let url: URL | undefined
@@ -49,7 +48,7 @@ export function parseConsoleConfig (env: Env, problems: string[]): ConsoleConfig
     } else if (adminToken === undefined) {
       problems.push('UNLEASH_ADMIN_TOKEN is required with UNLEASH_ADMIN_URL: an admin API token, e.g. UNLEASH_ADMIN_TOKEN=*:*.8f3a...')
     } else {
-      unleashAdmin = Object.freeze({ url: (url.origin + url.pathname).replace(/\/(api\/?)?$/, ''), token: adminToken, project: raw('UNLEASH_PROJECT') ?? 'default' })
+      unleashAdmin = Object.freeze({ url: (url.origin + url.pathname).replace(/\/(api\/?)?$/, ''), token: adminToken, project })
     }
   } else if (adminToken !== undefined) {
     problems.push('UNLEASH_ADMIN_TOKEN is set but UNLEASH_ADMIN_URL is not, e.g. UNLEASH_ADMIN_URL=http://unleash.internal:4242')

@@ -114,7 +114,7 @@ t.test('sign in, see the demo matrix, move school-b to new, revert it from the h
     compared = await page.locator('p', { hasText: 'Shadow' }).first().textContent() ?? ''
   }
   t.match(compared, /\d+ match, [1-9]\d* mismatch/, 'the cell counts the shadow comparisons (the demo pages differ)')
-  t.match(await page.textContent('main'), /Last mismatches.*GET \/attendance · mismatch · legacy 200, new 200/s, 'and lists the mismatches')
+  t.match(await page.textContent('main'), /Last mismatches.*GET \/attendance · mismatch · legacy \d{3}, new \d{3}/s, 'and lists the mismatches')
   await page.getByRole('button', { name: 'Shadow off' }).click()
   t.match(await page.textContent('[role=status]'), /Saved: shadow off for school-c/, 'shadow off is one click')
 
