@@ -32,8 +32,10 @@ if [ "${#problems[@]}" -gt 0 ]; then
 fi
 
 # Debian packages: the Flask legacy fixture runs on /usr/bin/python3 with Debian's Flask and
-# friends (not a pyenv python first on PATH); pages are tested in Debian's chromium.
-PACKAGES=(python3 python3-flask python3-flask-session python3-redis python3-flask-login python3-flaskext.wtf chromium)
+# friends (not a pyenv python first on PATH); pages are tested in Debian's chromium; the school
+# databases are also reached through a private pgbouncer; the deploy manifests are rendered with
+# kubectl's kustomize.
+PACKAGES=(python3 python3-flask python3-flask-session python3-redis python3-flask-login python3-flaskext.wtf chromium pgbouncer kubectl)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for package in "${PACKAGES[@]}"; do
@@ -42,6 +44,8 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
   /usr/bin/python3 -c 'import flask, flask_session, redis, flask_login, flask_wtf' 2>/dev/null || missing+=(python3-flask python3-flask-session python3-redis python3-flask-login python3-flaskext.wtf)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
+  command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
