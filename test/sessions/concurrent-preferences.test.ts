@@ -8,13 +8,27 @@ import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { request } from 'undici'
+import { CsrfTokens } from '../../access/csrf.ts'
 import { me, updatePreferences } from '../../new-routes/me/index.ts'
-import { startFlaskApp } from '../helpers/flask-app.ts'
+import { startFlaskApp, type FlaskApp } from '../helpers/flask-app.ts'
 import { flagsOnFor, startProxy } from '../helpers/proxy-kit.ts'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
 const SCHOOL_A = 'school-a.example.org'
 const CLIENTS = 20
+const CSRF_SECRET = 'concurrent-preferences-csrf'
+const csrfTokens = new CsrfTokens({ secret: CSRF_SECRET, timeLimitSeconds: 3600 })
+
+/** Signs alice in on the legacy and gives her session a CSRF token, as a legacy page with a form would. */
+async function signIn (flask: FlaskApp): Promise<{ cookie: string, write: Record<string, string> }> {
+  const login = await flask.get('/login?user=alice', { host: SCHOOL_A })
+  const cookie = login.setCookies.find((c) => c.startsWith('session='))
+  if (cookie === undefined) throw new Error('Flask set no session cookie')
+  const sessionToken = CsrfTokens.sessionValue()
+  await flask.get(`/set?key=csrf_token&value=${sessionToken}`, { host: SCHOOL_A, cookie })
+  // What a migrated route needs of an unsafe request from a legacy page (see test/access/).
+  return { cookie, write: { origin: `http://${SCHOOL_A}`, 'x-csrftoken': csrfTokens.sign(sessionToken) } }
+}
 
 type Json = string | number | boolean | null
 
@@ -35,7 +49,7 @@ t.test('20 concurrent writers of distinct keys: every 2xx key survives, in its t
   })
   const flask = await startFlaskApp(t, { redisUrl: REDIS_URL, keyPrefix })
   const edge = async (): Promise<string> => (await startProxy(t, {
-    env: { LEGACY_URL: flask.url, BASE_DOMAIN: 'example.org', REDIS_URL, SESSION_CODEC: 'flask-session', SESSION_KEY_PREFIX: keyPrefix },
+    env: { LEGACY_URL: flask.url, BASE_DOMAIN: 'example.org', REDIS_URL, SESSION_CODEC: 'flask-session', SESSION_KEY_PREFIX: keyPrefix, CSRF_SECRET },
     routes: [me, updatePreferences],
     flags: flagsOnFor(['school-a'], 'me'),
     withSessions: true
@@ -51,14 +65,12 @@ t.test('20 concurrent writers of distinct keys: every 2xx key survives, in its t
   let answered2xx = 0
   let conflicts = 0
   await fc.assert(fc.asyncProperty(writers, async (plan) => {
-    const login = await flask.get('/login?user=alice', { host: SCHOOL_A })
-    const cookie = login.setCookies.find((c) => c.startsWith('session='))
-    if (cookie === undefined) throw new Error('Flask set no session cookie')
+    const { cookie, write } = await signIn(flask)
     const results = await Promise.all(plan.map(async ([v, delay, edgeIndex], i) => {
       await new Promise((resolve) => setTimeout(resolve, delay))
       const res = await request(`${origins[edgeIndex] ?? ''}/me/preferences`, {
         method: 'PUT',
-        headers: { host: SCHOOL_A, cookie, 'content-type': 'application/json' },
+        headers: { host: SCHOOL_A, cookie, ...write, 'content-type': 'application/json' },
         body: JSON.stringify({ [`k${i}`]: v })
       })
       const body = await res.body.json() as { error?: { code?: string } }
@@ -96,15 +108,14 @@ t.test('bodies are not coerced: a mismatching type is 422 naming the field, a st
   })
   const flask = await startFlaskApp(t, { redisUrl: REDIS_URL, keyPrefix })
   const proxy = await startProxy(t, {
-    env: { LEGACY_URL: flask.url, BASE_DOMAIN: 'example.org', REDIS_URL, SESSION_CODEC: 'flask-session', SESSION_KEY_PREFIX: keyPrefix },
+    env: { LEGACY_URL: flask.url, BASE_DOMAIN: 'example.org', REDIS_URL, SESSION_CODEC: 'flask-session', SESSION_KEY_PREFIX: keyPrefix, CSRF_SECRET },
     routes: [me, updatePreferences],
     flags: flagsOnFor(['school-a'], 'me'),
     withSessions: true
   })
-  const login = await flask.get('/login?user=alice', { host: SCHOOL_A })
-  const cookie = login.setCookies.find((c) => c.startsWith('session=')) ?? ''
+  const { cookie, write } = await signIn(flask)
   const put = async (body: string): Promise<{ status: number, json: { error?: { code: string, message: string } } }> => {
-    const res = await request(`${proxy.origin}/me/preferences`, { method: 'PUT', headers: { host: SCHOOL_A, cookie, 'content-type': 'application/json' }, body })
+    const res = await request(`${proxy.origin}/me/preferences`, { method: 'PUT', headers: { host: SCHOOL_A, cookie, ...write, 'content-type': 'application/json' }, body })
     return { status: res.statusCode, json: await res.body.json() as { error?: { code: string, message: string } } }
   }
   for (const body of ['{"theme":[1]}', '{"theme":["dark"]}', '{"theme":{"a":1}}']) {

@@ -69,7 +69,8 @@ for (const signed of [false, true]) {
       // /set writes the session: a forwarded made-up id would become a record (session fixation).
       const legacyRes = await request(`${proxy.origin}/set?key=probe&value=1`, { headers: { host, cookie } })
       const legacy = await legacyRes.body.json() as { signed_in: boolean, session: Record<string, unknown> }
-      const newRes = await request(`${proxy.origin}/me`, { headers: { host, cookie } })
+      // An API client: a refusal is the JSON 401, not the sign-in redirect a page gets.
+      const newRes = await request(`${proxy.origin}/me`, { headers: { host, cookie, accept: 'application/json' } })
       const mine = await newRes.body.json() as { user?: string }
       const owner = legacy.session.tenant
       if (owner !== undefined && owner !== tenant) throw new Error(`legacy on ${tenant} saw a session of ${String(owner)}`)

@@ -32,18 +32,19 @@ t.test('the watch: one alert per window in which most of at least minChecks chec
     let checked = 0
     let failed = 0
     let alerted = false
-    let expected = 0
+    const expected: number[] = []
     for (const { valid, afterMs } of checks) {
       now += afterMs
       if (now - start >= 1_000) { start = now; checked = 0; failed = 0; alerted = false }
       checked++
       if (!valid) failed++
-      if (!alerted && checked >= 5 && failed > checked / 2) { alerted = true; expected++ }
+      if (!alerted && checked >= 5 && failed > checked / 2) { alerted = true; expected.push(now) }
       watch.record(valid)
     }
-    if (alerts.length !== expected) throw new Error(`alerts ${alerts.length}, expected ${expected}`)
+    // At most one alert per window, at the check that tipped it; alerts of two adjacent windows
+    // may be less than a window apart, since a window opens at the first check after the last.
+    if (alerts.join() !== expected.join()) throw new Error(`alerts at ${alerts.join()}, expected at ${expected.join()}`)
     if (watch.valid + watch.invalid !== checks.length || watch.invalid !== checks.filter((c) => !c.valid).length) throw new Error('counts')
-    for (let i = 1; i < alerts.length; i++) if ((alerts[i] as number) - (alerts[i - 1] as number) < 1_000) throw new Error('two alerts in one window')
   }), { numRuns: 300 })
   t.pass('300 random sequences')
 })

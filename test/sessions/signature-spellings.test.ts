@@ -74,7 +74,8 @@ t.test('through ficus, no spelling but the canonical one reaches the real Flask 
     withSessions: true
   })
   const get = async (path: string, cookie: string): Promise<{ status: number, json: Record<string, unknown> }> => {
-    const res = await request(proxy.origin + path, { headers: { host: SCHOOL_A, cookie } })
+    // An API client: a refusal on the migrated route is the JSON 401, not a page.
+    const res = await request(proxy.origin + path, { headers: { host: SCHOOL_A, cookie, accept: 'application/json' } })
     return { status: res.statusCode, json: await res.body.json() as Record<string, unknown> }
   }
 
