@@ -24,7 +24,7 @@ import { decisionsFor, missingRouteFlags } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { SignatureWatch } from '../sessions/signature-watch.ts'
-import { buildProxy } from './server.ts'
+import { buildProxy, legacyRouterOf, PREWARM_UPSTREAM_HEADER } from './server.ts'
 import { createConsole } from '../console/index.ts'
 
 async function main (): Promise<void> {
@@ -84,7 +84,8 @@ async function main (): Promise<void> {
   const readiness = new Readiness()
   // Forward to the demo app where it actually listens: DEMO_LEGACY_PORT=0 lets the system pick.
   const proxyConfig: Config = legacy === undefined ? config : Object.freeze({ ...config, legacyUrl: legacy.url })
-  const metrics = new FicusMetrics({ routes: migratedRoutes.map((route) => route.name), maxCohorts: config.metricsMaxCohorts })
+  const legacyRouter = legacyRouterOf(proxyConfig)
+  const metrics = new FicusMetrics({ routes: migratedRoutes.map((route) => route.name), upstreams: legacyRouter.upstreams.map((upstream) => upstream.name), maxCohorts: config.metricsMaxCohorts })
   const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger })
   metrics.addFlags(() => flags.status())
   metrics.addFlagTrust(() => {
@@ -106,18 +107,22 @@ async function main (): Promise<void> {
   const app = await buildProxy({ config: proxyConfig, registry, flags, routes: migratedRoutes, logger, sessions, safety, metrics, lifecycle: readiness })
 
   const prewarm = new Prewarm()
-  const legacyUrl = proxyConfig.legacyUrl
-  if (config.prewarmLegacyConnections > 0 && legacyUrl !== undefined) {
-    const host = new URL(legacyUrl).host
-    // Sent at once through the legacy adapter's own pool, so each opens a connection there.
-    prewarm.add({
-      name: 'legacy',
-      run: async () => {
-        const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
-          app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, accept: 'application/json', [INTERNAL_HEADER]: safety.prewarmMarker } })))
-        return legacyPrewarmOutcome(answers.map((answer) => ({ status: answer.statusCode, body: answer.body })), config.prewarmPath)
-      }
-    })
+  // One step per legacy upstream ('legacy' alone with LEGACY_URL), each through its own pool.
+  const severalUpstreams = config.legacyTable !== undefined
+  const prewarmStepOf = (name: string): string => severalUpstreams ? `legacy ${name}` : 'legacy'
+  if (config.prewarmLegacyConnections > 0 && proxyConfig.legacyUrl !== undefined) {
+    for (const upstream of legacyRouter.upstreams) {
+      const host = new URL(upstream.url).host
+      // Sent at once through the legacy adapter's own pool, so each opens a connection there.
+      prewarm.add({
+        name: prewarmStepOf(upstream.name),
+        run: async () => {
+          const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
+            app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, accept: 'application/json', [INTERNAL_HEADER]: safety.prewarmMarker, [PREWARM_UPSTREAM_HEADER]: upstream.name } })))
+          return legacyPrewarmOutcome(answers.map((answer) => ({ status: answer.statusCode, body: answer.body })), config.prewarmPath)
+        }
+      })
+    }
   }
   if (config.prewarmSchools.length > 0) {
     prewarm.add({
@@ -152,9 +157,13 @@ async function main (): Promise<void> {
       { name: 'flags', check: () => ({ ready: flags.isReady(), detail: flags.status() }) },
       { name: 'tenants', check: () => ({ ready: registry.size > 0, detail: { source: registry.source, count: registry.size } }) },
       { name: 'prewarm', check: () => ({ ready: prewarm.done, detail: prewarm.results }) },
+      // A line per legacy upstream: where it is and how its pre-warm went (best effort, as above).
+      ...(severalUpstreams
+        ? legacyRouter.upstreams.map((upstream) => ({ name: `legacy ${upstream.name}`, check: () => ({ ready: prewarm.done, detail: { url: upstream.url, prewarm: prewarm.results[prewarmStepOf(upstream.name)] ?? 'not run' } }) }))
+        : []),
       ...(embeddedDatabases === undefined ? [] : [{ name: 'embedded school databases', check: () => embeddedDatabases.status() }])
     ],
-    decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag }),
+    decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag, legacyRouter }),
     metrics,
     safety,
     console: migrationConsole.plugin

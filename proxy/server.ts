@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { METHODS, type IncomingMessage } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify'
 import legacyAdapter from '../legacy-adapter/index.ts'
+import { LegacyRouter } from '../legacy-adapter/upstreams.ts'
 import { decideBackend } from '../flags/decide-backend.ts'
 import type { FlagReader } from '../flags/flags.ts'
 import type { FlagContext } from '../flags/flag-context.ts'
@@ -67,6 +68,18 @@ const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
 const MAX_TIMEOUT_CHECK_MS = 1_000
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'DELETE'])
 const NOT_DRAINING = Object.freeze({ draining: false })
+/** On a pre-warm request only: the legacy upstream it opens a connection to. */
+export const PREWARM_UPSTREAM_HEADER = 'x-ficus-prewarm-upstream'
+
+/** The legacy routing table of a configuration: LEGACY_UPSTREAMS, or the one LEGACY_URL. */
+export function legacyRouterOf (config: Config): LegacyRouter {
+  if (config.legacyTable !== undefined) return new LegacyRouter(config.legacyTable)
+  return LegacyRouter.single(config.legacyUrl ?? `http://127.0.0.1:${config.demoLegacyPort}`, {
+    timeoutMs: config.legacyTimeoutMs,
+    connections: config.legacyConnections,
+    keepAliveMs: config.legacyKeepAliveMs
+  })
+}
 
 export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   const { config, registry, flags } = parts
@@ -74,7 +87,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   const trustedProxies = new TrustedProxies(config.trustedProxies)
   const servedBy = config.servedByHeader
   // Process metrics are main.ts's choice: a test or a bench building many apps needs none.
-  const metrics = parts.metrics ?? new FicusMetrics({ routes: parts.routes.map((route) => route.name), maxCohorts: config.metricsMaxCohorts, processMetrics: false })
+  const legacyRouter = legacyRouterOf(config)
+  const metrics = parts.metrics ?? new FicusMetrics({ routes: parts.routes.map((route) => route.name), upstreams: legacyRouter.upstreams.map((upstream) => upstream.name), maxCohorts: config.metricsMaxCohorts, processMetrics: false })
   const safety = parts.safety ?? new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger: parts.logger })
   const lifecycle = parts.lifecycle ?? NOT_DRAINING
   const accessLog = config.accessLog
@@ -125,10 +139,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   app.decorateRequest('ficusPrewarm', false)
 
   await app.register(legacyAdapter, {
-    legacyUrl: config.legacyUrl ?? `http://127.0.0.1:${config.demoLegacyPort}`,
-    timeoutMs: config.legacyTimeoutMs,
-    connections: config.legacyConnections,
-    keepAliveMs: config.legacyKeepAliveMs,
+    router: legacyRouter,
+    shardOf: (request: FastifyRequest) => request.tenant?.legacy,
     preserveHost: config.preserveHost,
     bodyLimitBytes: config.legacyBodyLimitBytes,
     requestIdHeader: config.requestIdHeader,
@@ -149,6 +161,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     }
     const route = guard !== null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
     metrics.observe(route, backend, reply.statusCode, request.tenant?.cohorts[0], reply.elapsedTime / 1000)
+    const upstream = request.legacyUpstream
+    if (upstream !== undefined) metrics.observeUpstream(upstream.index, reply.statusCode, reply.elapsedTime / 1000)
     if (accessLog) writeAccessLog(request, reply, guard !== null ? guard.name : backend === 'none' ? ROUTE_NONE : ROUTE_UNMIGRATED, backend)
     done()
   })
@@ -190,7 +204,9 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       delete request.raw.headers[INTERNAL_HEADER]
       request.ficusBackend = 'legacy'
       request.ficusPrewarm = true
-      return void reply.toLegacy()
+      const named = request.headers[PREWARM_UPSTREAM_HEADER]
+      delete request.raw.headers[PREWARM_UPSTREAM_HEADER]
+      return void reply.toLegacy(typeof named === 'string' ? legacyRouter.get(named) : undefined)
     }
 
     const host = hosts.resolve(request.headers.host)
