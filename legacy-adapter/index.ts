@@ -3,6 +3,7 @@
 // streamed both ways. reply-from does the streaming; each legacy upstream (legacy-adapter/
 // upstreams.ts) has an undici pool of its own, with its own timeouts and keep-alive, so one slow
 // or absent legacy app never holds the connections of another.
+import type { Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -13,12 +14,16 @@ import { FicusError } from '../errors/index.ts'
 import { LegacyErrors } from './errors.ts'
 import { endToEndResponseHeaders, hostOnlyCookie, removeRequestHeaders, setForwardingHeaders } from './headers.ts'
 import type { LegacyRouter, LegacyUpstream } from './upstreams.ts'
+import { offeredProtocols, upgradeRequestHead, type PendingUpgrade, type Tunnels } from './tunnel.ts'
+import { ProxyErrors } from '../proxy/errors.ts'
 
 export interface LegacyAdapterOptions {
   /** Which upstream serves which path, and each upstream's pool settings. */
   readonly router: LegacyRouter
   /** The legacy shard of the request's school, or undefined for the main table. */
   readonly shardOf: (request: FastifyRequest) => string | undefined
+  /** Where upgrade tunnels are kept (limits, count, shutdown). */
+  readonly tunnels: Tunnels
   /** Send the client's Host to legacy (legacy builds its links from it), or legacy's own. */
   readonly preserveHost: boolean
   readonly bodyLimitBytes: number
@@ -37,6 +42,8 @@ declare module 'fastify' {
   interface FastifyReply {
     /** Streams the request to legacy (the upstream of its path, or the one given) and its answer back. */
     toLegacy (upstream?: LegacyUpstream): FastifyReply
+    /** Tunnels an upgrade request to the upstream of its path, when that upstream accepts its protocol. */
+    tunnelToLegacy (pending: PendingUpgrade): FastifyReply
   }
   interface FastifyRequest {
     /** The legacy upstream this request went to; undefined when it went to none. */
@@ -143,6 +150,42 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     // An empty query (`/x?`) cannot come back from the queryString hook; reply-from keeps it.
     if (queryAt === -1 || queryAt === url.length - 1) return this.from(url, fromOptions)
     return this.from(url.slice(0, queryAt), rawQueryOptions)
+  })
+
+  const tunnels = options.tunnels
+  app.decorateReply('tunnelToLegacy', function tunnelToLegacy (this: FastifyReply, pending: PendingUpgrade): FastifyReply {
+    const request = this.request
+    const url = request.url
+    const queryAt = url.indexOf('?')
+    const upstream = router.pick(queryAt === -1 ? url : url.slice(0, queryAt), options.shardOf(request))
+    if (upstream === undefined) return this.send(LegacyErrors.FICUS_ERR_LEGACY_SHARD_UNKNOWN(`shard ${String(options.shardOf(request))}`))
+    request.legacyUpstream = upstream
+    const offered = offeredProtocols(request.headers.upgrade)
+    // Only a protocol the upstream is declared to speak: anything else could be read two ways.
+    if (offered.length === 0 || !offered.every((protocol) => upstream.upgrades.includes(protocol))) {
+      return this.send(ProxyErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(`${(request.headers.upgrade ?? '').slice(0, 64)} is not tunnelled to this path's legacy app`))
+    }
+    if (tunnels.full) return this.send(LegacyErrors.FICUS_ERR_TUNNEL_LIMIT(`${tunnels.limits.max} open`))
+    const headers = { ...request.headers }
+    const trusted = options.trustsPeer(request)
+    removeRequestHeaders(headers, { trusted, allowed: options.allowedHeaders })
+    headers.host = options.preserveHost ? request.headers.host : new URL(upstream.origin).host
+    setForwardingHeaders(headers, {
+      clientAddress: clientAddressOf(request),
+      protocol: 'encrypted' in request.socket ? 'https' : 'http',
+      host: request.headers.host,
+      port: request.socket.localPort,
+      requestId: request.id,
+      trusted
+    }, options.requestIdHeader)
+    headers.connection = 'upgrade'
+    headers.upgrade = request.headers.upgrade
+    const head = upgradeRequestHead(request.method, upstream.url.slice(upstream.origin.length) + url, headers)
+    tunnels.open(upstream, head, pending, () => {
+      this.hijack()
+      this.raw.detachSocket(pending.socket as Socket)
+    }, (error) => { this.send(classify(error)) })
+    return this
   })
 }
 

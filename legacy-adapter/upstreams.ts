@@ -24,6 +24,8 @@ export interface LegacyUpstream extends UpstreamSettings {
   readonly origin: string
   /** Position in the table's list: the metrics' slot for this upstream. */
   readonly index: number
+  /** Upgrade protocols (lower case, e.g. `websocket`) tunnelled to this upstream; empty: none. */
+  readonly upgrades: readonly string[]
 }
 
 interface PrefixRoute {
@@ -86,8 +88,8 @@ export class LegacyRouter {
   }
 
   /** The one-upstream table LEGACY_URL stands for. */
-  static single (url: string, settings: UpstreamSettings, name = 'legacy'): LegacyRouter {
-    return new LegacyRouter({ upstreams: [{ name, url, origin: new URL(url).origin, index: 0, ...settings }], routes: [], default: name, shards: {} })
+  static single (url: string, settings: UpstreamSettings, upgrades: readonly string[] = [], name = 'legacy'): LegacyRouter {
+    return new LegacyRouter({ upstreams: [{ name, url, origin: new URL(url).origin, index: 0, upgrades, ...settings }], routes: [], default: name, shards: {} })
   }
 
   /** The upstream of `path` for a school on `shard` (undefined: the main table); undefined for an unknown shard. */
@@ -116,6 +118,8 @@ function normalPrefix (prefix: string): string {
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/
 const PREFIX = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/
 const MAX_UPSTREAMS = 256
+/** An Upgrade token (RFC 9110 section 7.8): a name with an optional /version. */
+export const PROTOCOL = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\/[A-Za-z0-9!#$%&'*+.^_`|~-]+)?$/
 
 /**
  * Checks a parsed LEGACY_UPSTREAMS document; `problems` get one line each, naming where.
@@ -141,7 +145,11 @@ export function parseLegacyTable (document: unknown, defaults: UpstreamSettings,
       const at = `${where}.upstreams.${name}`
       if (!NAME.test(name)) problems.push(`${at}: an upstream name is lower-case letters, digits, - and _, starting with a letter, e.g. timetable-svc`)
       if (!isObject(entry)) { problems.push(`${at} must be an object with a "url"`); continue }
-      for (const key of Object.keys(entry)) if (!['url', 'timeoutMs', 'connections', 'keepAliveMs'].includes(key)) problems.push(`${at} has an unknown key "${key}" (allowed: url, timeoutMs, connections, keepAliveMs)`)
+      for (const key of Object.keys(entry)) if (!['url', 'timeoutMs', 'connections', 'keepAliveMs', 'upgrades'].includes(key)) problems.push(`${at} has an unknown key "${key}" (allowed: url, timeoutMs, connections, keepAliveMs, upgrades)`)
+      const upgrades = entry.upgrades ?? []
+      if (!Array.isArray(upgrades) || !upgrades.every((protocol) => typeof protocol === 'string' && PROTOCOL.test(protocol) && protocol.toLowerCase() !== 'h2c')) {
+        problems.push(`${at}.upgrades must list the upgrade protocols tunnelled to it, e.g. ["websocket"]`)
+      }
       const url = upstreamUrl(entry.url)
       if (url === undefined) { problems.push(`${at}.url must be an http(s) URL with no query, e.g. http://zope.internal:8080`); continue }
       const origin = new URL(url).origin
@@ -153,6 +161,7 @@ export function parseLegacyTable (document: unknown, defaults: UpstreamSettings,
         url,
         origin,
         index: upstreams.length,
+        upgrades: Object.freeze(Array.isArray(upgrades) ? upgrades.map((protocol) => String(protocol).toLowerCase()) : []),
         timeoutMs: whole(entry.timeoutMs, defaults.timeoutMs, 1, 3_600_000, `${at}.timeoutMs`, problems),
         connections: whole(entry.connections, defaults.connections, 1, 65_536, `${at}.connections`, problems),
         keepAliveMs: whole(entry.keepAliveMs, defaults.keepAliveMs, 1, 3_600_000, `${at}.keepAliveMs`, problems)

@@ -14,7 +14,7 @@ import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
 import { readOneOf, readSet, readWholeNumber, type Env } from '../config/env.ts'
 import { allowedHeaderProblem } from '../legacy-adapter/headers.ts'
-import { parseLegacyTable, type LegacyTableSpec } from '../legacy-adapter/upstreams.ts'
+import { parseLegacyTable, PROTOCOL, type LegacyTableSpec } from '../legacy-adapter/upstreams.ts'
 
 // The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
 const PROJECT_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../' : '../', import.meta.url))
@@ -61,7 +61,10 @@ export const DEFAULTS = Object.freeze({
   PREWARM_LEGACY_CONNECTIONS: 4,
   PREWARM_PATH: '/',
   PREWARM_TIMEOUT_MS: 5_000,
-  PREWARM_CONCURRENCY: 16
+  PREWARM_CONCURRENCY: 16,
+  TUNNEL_MAX: 1_000,
+  TUNNEL_IDLE_TIMEOUT_MS: 300_000,
+  TUNNEL_MAX_LIFETIME_MS: 14_400_000
 })
 
 export type BareDomainPolicy = 'not-found' | 'legacy'
@@ -90,6 +93,10 @@ export interface Config {
   /** LEGACY_UPSTREAMS: several legacy apps by path prefix (legacyUrl is then its default's URL). */
   readonly legacyTable: LegacyTableSpec | undefined
   readonly demoLegacyPort: number
+  /** Upgrade protocols (lower case) tunnelled to the one LEGACY_URL upstream; empty: upgrades are refused. */
+  readonly legacyUpgrades: readonly string[]
+  /** Open upgrade tunnels: idle limit, total lifetime, how many at once per process. */
+  readonly tunnels: { readonly idleMs: number, readonly lifetimeMs: number, readonly max: number }
   readonly legacyTimeoutMs: number
   readonly legacyConnections: number
   readonly legacyKeepAliveMs: number
@@ -229,6 +236,12 @@ export function parseConfig (env: Env): Config {
     legacyUrl,
     legacyTable,
     demoLegacyPort: read.port('DEMO_LEGACY_PORT', DEFAULTS.DEMO_LEGACY_PORT),
+    legacyUpgrades: Object.freeze(read.list('LEGACY_UPGRADES').map((entry) => entry.toLowerCase())),
+    tunnels: Object.freeze({
+      idleMs: read.integer('TUNNEL_IDLE_TIMEOUT_MS', DEFAULTS.TUNNEL_IDLE_TIMEOUT_MS, 1, 86_400_000),
+      lifetimeMs: read.integer('TUNNEL_MAX_LIFETIME_MS', DEFAULTS.TUNNEL_MAX_LIFETIME_MS, 1, 604_800_000),
+      max: read.integer('TUNNEL_MAX', DEFAULTS.TUNNEL_MAX, 0, 1_000_000)
+    }),
     legacyTimeoutMs: legacyDefaults.timeoutMs,
     legacyConnections: legacyDefaults.connections,
     legacyKeepAliveMs: legacyDefaults.keepAliveMs,
@@ -265,6 +278,12 @@ export function parseConfig (env: Env): Config {
     prewarmSchools: read.schoolList('PREWARM_SCHOOLS'),
     prewarmConcurrency: read.integer('PREWARM_CONCURRENCY', DEFAULTS.PREWARM_CONCURRENCY, 1, 1_024),
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], DEFAULTS.LOG_LEVEL)
+  }
+  for (const protocol of config.legacyUpgrades) {
+    if (!PROTOCOL.test(protocol) || protocol === 'h2c') problems.push(`LEGACY_UPGRADES lists the upgrade protocols tunnelled to legacy, e.g. LEGACY_UPGRADES=websocket (bad entry: ${protocol})`)
+  }
+  if (config.legacyUpgrades.length > 0 && legacyTable !== undefined) {
+    problems.push('LEGACY_UPGRADES goes with LEGACY_URL; with LEGACY_UPSTREAMS each upstream lists its own, e.g. "upgrades": ["websocket"]')
   }
   for (const header of config.legacyAllowHeaders) {
     const problem = allowedHeaderProblem(header, config.requestIdHeader)

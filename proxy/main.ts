@@ -25,6 +25,7 @@ import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { SignatureWatch } from '../sessions/signature-watch.ts'
 import { buildProxy, legacyRouterOf, PREWARM_UPSTREAM_HEADER } from './server.ts'
+import { Tunnels } from '../legacy-adapter/tunnel.ts'
 import { createConsole } from '../console/index.ts'
 
 async function main (): Promise<void> {
@@ -104,7 +105,9 @@ async function main (): Promise<void> {
   metrics.addTenantPools(() => registry.databaseStats())
   metrics.addGauge('ficus_shadow_in_flight', 'Shadow comparisons running now', () => safety.shadowInFlight)
   metrics.addGauge('ficus_draining', '1 from SIGTERM until exit', () => (readiness.draining ? 1 : 0))
-  const app = await buildProxy({ config: proxyConfig, registry, flags, routes: migratedRoutes, logger, sessions, safety, metrics, lifecycle: readiness })
+  const tunnels = new Tunnels(config.tunnels)
+  metrics.addGauge('ficus_tunnels_open', 'Upgrade tunnels (WebSocket) open to legacy now', () => tunnels.size)
+  const app = await buildProxy({ config: proxyConfig, registry, flags, routes: migratedRoutes, logger, sessions, safety, metrics, lifecycle: readiness, tunnels })
 
   const prewarm = new Prewarm()
   // One step per legacy upstream ('legacy' alone with LEGACY_URL), each through its own pool.
@@ -203,6 +206,8 @@ async function main (): Promise<void> {
     logger.info({ signal, drainDelayMs: config.drainDelayMs }, 'draining: /readyz answers 503, still serving')
     await sleep(config.drainDelayMs)
     logger.info({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'no longer accepting: finishing the requests in flight')
+    // Tunnels had the drain to finish; now each is ended cleanly (FIN both ways, bounded).
+    const tunnelsClosed = tunnels.closeAll()
     // At the deadline the handlers still running are cancelled and given a moment to roll back
     // and answer; only then are connections cut, so nothing commits after its client was cut.
     const cancelRunning = async (): Promise<void> => {
@@ -213,6 +218,8 @@ async function main (): Promise<void> {
     }
     const closed = await closeGracefully(app.server, () => app.close(), config.shutdownTimeoutMs, cancelRunning)
     if (closed.forced) logger.warn({ ms: closed.ms }, 'requests still in flight at SHUTDOWN_TIMEOUT_MS were cut')
+    const tunnelCount = await tunnelsClosed
+    if (tunnelCount > 0) logger.info({ tunnels: tunnelCount }, 'upgrade tunnels closed')
     // Pools and clients close within one fixed bound, whatever a hung server does.
     const closedAll = await within((async () => {
       await admin.close()
