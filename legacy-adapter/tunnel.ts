@@ -80,7 +80,7 @@ export class Tunnels {
    * socket), the request head and the client's early bytes are sent, and the sockets are piped.
    * `onFailed` gets the error when no connection could be made within `upstream.timeoutMs`.
    */
-  open (upstream: LegacyUpstream, requestHead: string, pending: PendingUpgrade, onConnected: () => void, onFailed: (error: Error) => void): void {
+  open (upstream: LegacyUpstream, requestHead: string, pending: PendingUpgrade, onConnected: () => void, onFailed: (error: Error) => void, onClosed: (ms: number) => void): void {
     const url = new URL(upstream.origin)
     const port = Number(url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : url.port)
     const socket = url.protocol === 'https:'
@@ -98,12 +98,13 @@ export class Tunnels {
       connected = true
       socket.off('error', failed)
       onConnected()
-      this.#pipe(socket, requestHead, pending)
+      this.#pipe(socket, requestHead, pending, onClosed)
     })
   }
 
-  #pipe (upstream: Socket, requestHead: string, pending: PendingUpgrade): void {
+  #pipe (upstream: Socket, requestHead: string, pending: PendingUpgrade, onClosed: (ms: number) => void): void {
     const client = pending.socket
+    const opened = performance.now()
     const tunnel: Tunnel = { client, upstream, timer: setTimeout(() => this.#end(tunnel), this.#limits.lifetimeMs) }
     this.#open.add(tunnel)
     const finish = (): void => {
@@ -111,6 +112,7 @@ export class Tunnels {
       clearTimeout(tunnel.timer)
       client.destroy()
       upstream.destroy()
+      onClosed(performance.now() - opened)
     }
     // An error or a full close on either side ends both; a half close (FIN) is passed on by pipe.
     client.on('error', finish)

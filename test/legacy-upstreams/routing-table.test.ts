@@ -10,6 +10,11 @@ import { startWsEchoApp } from '../helpers/ws-echo.ts'
 import { ATTENDANCE_ROUTE, DEFAULT_TENANTS, startProxy } from '../helpers/proxy-kit.ts'
 import { parsePrometheusText, sampleSum } from '../helpers/prometheus-text.ts'
 import { FicusMetrics } from '../../metrics/registry.ts'
+import { pino } from 'pino'
+import { Flags } from '../../flags/flags.ts'
+import { decisionsFor } from '../../proxy/decisions.ts'
+import { legacyRouterOf } from '../../proxy/server.ts'
+import { migratedRoute } from '../../new-routes/route.ts'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
 
@@ -111,6 +116,15 @@ t.test('metrics and the access log name the upstream', async (t) => {
   const line = await proxy.waitForLog((l) => l.msg === 'request' && l.path === '/live/info' && l.tenant === 'school-a', 'the access line of /live/info')
   t.equal(line.upstream, 'ws-app')
   t.ok(sampleSum(families, 'ficus_legacy_request_seconds_total', { upstream: 'flask' }) > 0, 'time is kept per upstream')
+})
+
+t.test('/decisions names the legacy upstream of each route, for each school', async (t) => {
+  const flags = await Flags.fromFile(proxy.flagsFile, pino({ level: 'silent' }), 100)
+  t.teardown(() => flags.close())
+  const timetable = migratedRoute({ name: 'timetable.page', method: 'GET', url: '/wsgi/timetable/:week', flag: 'timetable-page', handler: async () => ({}) })
+  const parts = { registry: proxy.registry, flags, routes: [ATTENDANCE_ROUTE, timetable], killSwitchFlag: undefined, legacyRouter: legacyRouterOf(proxy.config) }
+  t.same(decisionsFor('school-a', parts)?.routes.map((route) => [route.route, route.legacyUpstream]), [['attendance.page', 'zope'], ['timetable.page', 'flask']])
+  t.same(decisionsFor('school-n', parts)?.routes.map((route) => [route.route, route.legacyUpstream]), [['attendance.page', 'north-zope'], ['timetable.page', 'north-zope']])
 })
 
 t.test('one app down: 502 on its paths only, never retried elsewhere', async (t) => {

@@ -94,6 +94,9 @@ t.test('messages both ways unchanged: text, binary, 1 MiB frames', async (t) => 
   t.equal(upgrade?.headers.host, 'school-a.localhost')
   ws.close(1000)
   await once(ws, 'close')
+  const line = await proxy.waitForLog((l) => l.msg === 'tunnel closed' && l.path === '/live/chat', 'the tunnel\'s access line')
+  t.match(line, { tenant: 'school-a', method: 'GET', upstream: 'ws-app' })
+  t.notOk(JSON.stringify(line).includes('room='), 'no query in the log')
 })
 
 t.test("school-b's session cookie never reaches legacy on school-a's tunnel", async (t) => {
