@@ -86,6 +86,11 @@ async function main (): Promise<void> {
   // Forward to the demo app where it actually listens: DEMO_LEGACY_PORT=0 lets the system pick.
   const proxyConfig: Config = legacy === undefined ? config : Object.freeze({ ...config, legacyUrl: legacy.url })
   const legacyRouter = legacyRouterOf(proxyConfig)
+  // A shard the table lacks is a mistake in one of two places; its schools get 502 until fixed.
+  const strayShards = [...registry.all()].filter((tenant) => tenant.legacy !== undefined && !legacyRouter.hasShard(tenant.legacy))
+  if (strayShards.length > 0) {
+    logger.warn({ schools: strayShards.slice(0, 20).map((tenant) => `${tenant.id} -> ${String(tenant.legacy)}`), count: strayShards.length, shards: legacyRouter.shardNames }, 'schools pinned to a legacy shard LEGACY_UPSTREAMS does not declare: their legacy requests get 502 FICUS_ERR_LEGACY_SHARD_UNKNOWN')
+  }
   const metrics = new FicusMetrics({ routes: migratedRoutes.map((route) => route.name), upstreams: legacyRouter.upstreams.map((upstream) => upstream.name), maxCohorts: config.metricsMaxCohorts })
   const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger })
   metrics.addFlags(() => flags.status())
