@@ -179,6 +179,18 @@ t.test('an idle tunnel is closed', async (t) => {
   t.equal(code, 1006, 'closed by the transport: ficus does not speak WebSocket, it ends the sockets')
 })
 
+t.test('a busy tunnel is closed at its total lifetime', async (t) => {
+  const short = await startProxy(t, { env: { LEGACY_UPSTREAMS: table, TUNNEL_MAX_LIFETIME_MS: '600' }, routes: [] })
+  const { ws, messages } = await open('/live/busy', { port: short.port })
+  const started = performance.now()
+  const chatter = setInterval(() => { if (ws.readyState === WebSocket.OPEN) ws.send('tick') }, 50)
+  t.teardown(() => clearInterval(chatter))
+  await once(ws, 'close')
+  clearInterval(chatter)
+  t.ok(performance.now() - started >= 550, `closed after ${Math.round(performance.now() - started)} ms, not before the lifetime`)
+  t.ok(messages.length > 3, 'it was busy all along')
+})
+
 t.test('SIGTERM: tunnels stay open through the drain, then are closed cleanly; ficus exits 0', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ficus-tunnel-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
