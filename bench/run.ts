@@ -105,6 +105,20 @@ interface RedisCount {
   readonly byCommand: Record<string, number>
 }
 
+/**
+ * A routing table of `entries` prefixes, each to a service of its own (closed ports on other
+ * loopback addresses: never reached, the bench path matches none), and the upstream as default.
+ */
+function legacyTable (upstream: string, entries: number): string {
+  const upstreams: Record<string, { url: string }> = { main: { url: upstream } }
+  const routes: Record<string, string> = {}
+  for (let i = 0; i < entries; i++) {
+    upstreams[`svc-${i}`] = { url: `http://127.0.0.${i + 2}:9` }
+    routes[`/svc-${i}/api/`] = `svc-${i}`
+  }
+  return JSON.stringify({ upstreams, routes, default: 'main' })
+}
+
 /** The scenario cannot run here as it stands (WORKERS not honoured): reported as pending. */
 class NotRunnable extends Error {}
 
@@ -270,7 +284,7 @@ class Bench {
         : { DATABASE_URL: databases.controlUrl, TENANT_DATABASE_URL_TEMPLATE: template ?? '', TENANT_POOLS_MAX: String(DATABASE_POOLS_MAX), TENANT_POOL_SIZE: String(DATABASE_POOL_SIZE) }),
       ...scenario.contender.env,
       ...scenario.env,
-      LEGACY_URL: upstream,
+      ...(scenario.legacyTableEntries === undefined ? { LEGACY_URL: upstream } : { LEGACY_UPSTREAMS: legacyTable(upstream, scenario.legacyTableEntries) }),
       PORT: String(port),
       HOST: '127.0.0.1',
       ADMIN_PORT: String(port + 1 > 65_535 ? port - 1 : port + 1),

@@ -1,21 +1,29 @@
 // Forwards a request to the legacy app exactly as the client sent it: method, path (in the
 // canonical form the routing decision was taken on), raw query, end-to-end headers and the body
-// streamed both ways. reply-from does the streaming over an undici pool of its own.
+// streamed both ways. reply-from does the streaming; each legacy upstream (legacy-adapter/
+// upstreams.ts) has an undici pool of its own, with its own timeouts and keep-alive, so one slow
+// or absent legacy app never holds the connections of another.
+import type { Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
-import { Pool } from 'undici'
+import { Agent, Pool } from 'undici'
 import { currentForwardSignal } from '../cancellation/request-scope.ts'
 import { FicusError } from '../errors/index.ts'
 import { LegacyErrors } from './errors.ts'
 import { endToEndResponseHeaders, hostOnlyCookie, removeRequestHeaders, setForwardingHeaders } from './headers.ts'
+import type { LegacyRouter, LegacyUpstream } from './upstreams.ts'
+import { offeredProtocols, upgradeRequestHead, type PendingUpgrade, type Tunnels } from './tunnel.ts'
+import { ProxyErrors } from '../proxy/errors.ts'
 
 export interface LegacyAdapterOptions {
-  readonly legacyUrl: string
-  readonly timeoutMs: number
-  readonly connections: number
-  readonly keepAliveMs: number
+  /** Which upstream serves which path, and each upstream's pool settings. */
+  readonly router: LegacyRouter
+  /** The legacy shard of the request's school, or undefined for the main table. */
+  readonly shardOf: (request: FastifyRequest) => string | undefined
+  /** Where upgrade tunnels are kept (limits, count, shutdown). */
+  readonly tunnels: Tunnels
   /** Send the client's Host to legacy (legacy builds its links from it), or legacy's own. */
   readonly preserveHost: boolean
   readonly bodyLimitBytes: number
@@ -32,8 +40,14 @@ export interface LegacyAdapterOptions {
 
 declare module 'fastify' {
   interface FastifyReply {
-    /** Streams the request to legacy and its answer back. */
-    toLegacy (): FastifyReply
+    /** Streams the request to legacy (the upstream of its path, or the one given) and its answer back. */
+    toLegacy (upstream?: LegacyUpstream): FastifyReply
+    /** Tunnels an upgrade request to the upstream of its path, when that upstream accepts its protocol. */
+    tunnelToLegacy (pending: PendingUpgrade): FastifyReply
+  }
+  interface FastifyRequest {
+    /** The legacy upstream this request went to; undefined when it went to none. */
+    legacyUpstream: LegacyUpstream | undefined
   }
 }
 
@@ -42,24 +56,35 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENET
 const SLOW = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'ETIMEDOUT'])
 
 async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOptions): Promise<void> {
-  const pool = new Pool(options.legacyUrl, {
-    connections: options.connections,
-    keepAliveTimeout: options.keepAliveMs,
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs
+  const router = options.router
+  const byOrigin = new Map(router.upstreams.map((upstream) => [upstream.origin, upstream]))
+  // The agent keeps one pool per origin, and every upstream has an origin of its own.
+  const agent = new Agent({
+    factory (origin, agentOptions) {
+      const upstream = byOrigin.get(String(origin))
+      if (upstream === undefined) throw new Error(`no legacy upstream has the origin ${String(origin)}`)
+      return new Pool(origin, {
+        ...agentOptions,
+        connections: upstream.connections,
+        keepAliveTimeout: upstream.keepAliveMs,
+        headersTimeout: upstream.timeoutMs,
+        bodyTimeout: upstream.timeoutMs
+      })
+    }
   })
   // A fallback's request to legacy carries its request's cancellation signal (reply-from passes
   // none): legacy's work stops when the client goes away or ficus shuts down.
-  const request = pool.request.bind(pool) as (opts: object, callback: unknown) => void
-  pool.request = ((opts: object, callback: unknown) => {
+  const request = agent.request.bind(agent) as (opts: object, callback: unknown) => void
+  agent.request = ((opts: object, callback: unknown) => {
     const signal = currentForwardSignal()
     return request(signal === undefined ? opts : { ...opts, signal }, callback)
-  }) as typeof pool.request
+  }) as typeof agent.request
+  // No `base`: each request names its upstream (getUpstream below).
   await app.register(replyFrom, {
-    base: options.legacyUrl,
-    undici: pool,
+    undici: agent,
     disableRequestLogging: true
   })
+  app.decorateRequest('legacyUpstream', undefined)
 
   const servedBy = options.servedByHeader
   const sessionCookie = options.hostOnlyCookie
@@ -68,6 +93,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     // reply-from retries a GET that got 503 unless a delay function says otherwise; legacy's 503
     // is an answer to pass on, and a non-idempotent request must never be sent twice.
     retryDelay: () => null,
+    getUpstream: (anyRequest) => (anyRequest as unknown as FastifyRequest).legacyUpstream?.url ?? '',
     rewriteRequestHeaders (anyRequest, headers) {
       const request = anyRequest as unknown as FastifyRequest
       const trusted = options.trustsPeer(request)
@@ -102,8 +128,14 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     queryString: (_search: string | undefined, url: string) => url.slice(url.indexOf('?') + 1)
   }
 
-  app.decorateReply('toLegacy', function toLegacy (this: FastifyReply): FastifyReply {
+  app.decorateReply('toLegacy', function toLegacy (this: FastifyReply, chosen?: LegacyUpstream): FastifyReply {
     const request = this.request
+    const url = request.url
+    const queryAt = url.indexOf('?')
+    // The canonical path the routing decision was taken on, so no spelling reaches another app.
+    const upstream = chosen ?? router.pick(queryAt === -1 ? url : url.slice(0, queryAt), options.shardOf(request))
+    if (upstream === undefined) return this.send(LegacyErrors.FICUS_ERR_LEGACY_SHARD_UNKNOWN(`shard ${String(options.shardOf(request))}`))
+    request.legacyUpstream = upstream
     const length = request.headers['content-length']
     if (length !== undefined && Number(length) > options.bodyLimitBytes) {
       return this.send(LegacyErrors.FICUS_ERR_BODY_TOO_LARGE(`limit is ${options.bodyLimitBytes} bytes`))
@@ -115,11 +147,48 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     } else if (request.headers['transfer-encoding'] !== undefined) {
       request.body = request.raw.pipe(new ByteLimit(options.bodyLimitBytes))
     }
-    const url = request.url
-    const queryAt = url.indexOf('?')
     // An empty query (`/x?`) cannot come back from the queryString hook; reply-from keeps it.
     if (queryAt === -1 || queryAt === url.length - 1) return this.from(url, fromOptions)
     return this.from(url.slice(0, queryAt), rawQueryOptions)
+  })
+
+  const tunnels = options.tunnels
+  app.decorateReply('tunnelToLegacy', function tunnelToLegacy (this: FastifyReply, pending: PendingUpgrade): FastifyReply {
+    const request = this.request
+    const url = request.url
+    const queryAt = url.indexOf('?')
+    const upstream = router.pick(queryAt === -1 ? url : url.slice(0, queryAt), options.shardOf(request))
+    if (upstream === undefined) return this.send(LegacyErrors.FICUS_ERR_LEGACY_SHARD_UNKNOWN(`shard ${String(options.shardOf(request))}`))
+    request.legacyUpstream = upstream
+    const offered = offeredProtocols(request.headers.upgrade)
+    // Only a protocol the upstream is declared to speak: anything else could be read two ways.
+    if (offered.length === 0 || !offered.every((protocol) => upstream.upgrades.includes(protocol))) {
+      return this.send(ProxyErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(`${(request.headers.upgrade ?? '').slice(0, 64)} is not tunnelled to this path's legacy app`))
+    }
+    if (tunnels.full) return this.send(LegacyErrors.FICUS_ERR_TUNNEL_LIMIT(`${tunnels.limits.max} open`))
+    const headers = { ...request.headers }
+    const trusted = options.trustsPeer(request)
+    removeRequestHeaders(headers, { trusted, allowed: options.allowedHeaders })
+    headers.host = options.preserveHost ? request.headers.host : new URL(upstream.origin).host
+    setForwardingHeaders(headers, {
+      clientAddress: clientAddressOf(request),
+      protocol: 'encrypted' in request.socket ? 'https' : 'http',
+      host: request.headers.host,
+      port: request.socket.localPort,
+      requestId: request.id,
+      trusted
+    }, options.requestIdHeader)
+    headers.connection = 'upgrade'
+    headers.upgrade = request.headers.upgrade
+    const head = upgradeRequestHead(request.method, upstream.url.slice(upstream.origin.length) + url, headers)
+    tunnels.open(upstream, head, pending, () => {
+      this.hijack()
+      this.raw.detachSocket(pending.socket as Socket)
+    }, (error) => { this.send(classify(error)) }, (ms) => {
+      // The tunnel's line in the access log: no query, no header, as for any request.
+      request.log.info({ tenant: request.tenant?.id, method: request.method, path: queryAt === -1 ? url : url.slice(0, queryAt), upstream: upstream.name, durationMs: Math.round(ms) }, 'tunnel closed')
+    })
+    return this
   })
 }
 

@@ -10,6 +10,8 @@ export interface AccessLogLine {
   readonly path: string
   readonly route: string
   readonly backend: BackendLabel
+  /** The legacy app that answered (a configured name), when the request went to one. */
+  readonly upstream: string | undefined
   readonly status: number
   readonly durationMs: number
 }
@@ -26,6 +28,7 @@ export function writeAccessLog (request: FastifyRequest, reply: FastifyReply, ro
     path: queryAt === -1 ? url : url.slice(0, queryAt),
     route,
     backend,
+    upstream: request.legacyUpstream?.name,
     status: reply.statusCode,
     durationMs: Math.round(reply.elapsedTime * 100) / 100
   }

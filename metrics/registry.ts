@@ -24,6 +24,8 @@ export const DEFAULT_MAX_COHORTS = 20
 export interface FicusMetricsOptions {
   /** Names of the migrated routes, in the order their index refers to. */
   readonly routes: readonly string[]
+  /** Names of the legacy upstreams (configured, so bounded), in the order their index refers to. */
+  readonly upstreams?: readonly string[]
   /** Distinct cohort label values; cohorts seen after that are counted as `other`. */
   readonly maxCohorts?: number
   /** Process metrics (CPU, memory, event loop lag, handles); default true. */
@@ -76,6 +78,9 @@ export class FicusMetrics implements SafetyEvents {
   readonly #buckets: Float64Array
   readonly #sums: Float64Array
   readonly #counts: Float64Array
+  readonly #upstreams: readonly string[]
+  readonly #upstreamRequests: Float64Array
+  readonly #upstreamSums: Float64Array
   readonly #shadow: Counter<'route' | 'cohort' | 'outcome'>
   readonly #shadowDropped: Counter<'route' | 'reason'>
   readonly #fallbacks: Counter<'route' | 'reason'>
@@ -92,10 +97,16 @@ export class FicusMetrics implements SafetyEvents {
     this.#buckets = new Float64Array(pairs * LATENCY_BUCKETS.length)
     this.#sums = new Float64Array(pairs)
     this.#counts = new Float64Array(pairs)
+    this.#upstreams = options.upstreams ?? []
+    this.#upstreamRequests = new Float64Array(this.#upstreams.length * STATUS_CLASSES.length)
+    this.#upstreamSums = new Float64Array(this.#upstreams.length)
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'ficus_' })
 
     this.#register(new ComputedMetric('ficus_requests_total', 'Requests answered, by route, backend (legacy, new, fallback, shadow, none = ficus itself), status class and school cohort', 'counter', () => this.#requestValues()))
     this.#register(new ComputedMetric('ficus_request_duration_seconds', 'Time from the request to the last byte of the response, by route and backend', 'histogram', () => this.#latencyValues()))
+    this.#register(new ComputedMetric('ficus_legacy_requests_total', 'Requests forwarded to legacy, by legacy upstream and status class (including ficus\'s own 502/504 for that upstream)', 'counter', () => this.#upstreamValues()))
+    this.#register(new ComputedMetric('ficus_legacy_request_seconds_total', 'Time spent on the requests forwarded to legacy (request to last byte), by legacy upstream', 'counter', () =>
+      this.#upstreams.map((upstream, u) => ({ value: this.#upstreamSums[u] ?? 0, labels: { upstream } }))))
     this.#shadow = new Counter({ name: 'ficus_shadow_comparisons_total', help: 'Shadow comparisons of the new handler with legacy, by route, cohort and outcome (match, mismatch, error)', labelNames: ['route', 'cohort', 'outcome'], registers: [this.registry] })
     this.#shadowDropped = new Counter({ name: 'ficus_shadow_dropped_total', help: 'Shadow comparisons not made, by route and reason (busy, too_large, incomplete, draining)', labelNames: ['route', 'reason'], registers: [this.registry] })
     this.#fallbacks = new Counter({ name: 'ficus_fallbacks_total', help: 'Requests served from legacy because the new handler failed before sending, by route and reason (error, status, timeout)', labelNames: ['route', 'reason'], registers: [this.registry] })
@@ -114,6 +125,26 @@ export class FicusMetrics implements SafetyEvents {
 
   async text (): Promise<string> {
     return await this.registry.metrics()
+  }
+
+  /** Records one request that went to the legacy upstream at `index` (LegacyUpstream.index). */
+  observeUpstream (index: number, status: number, seconds: number): void {
+    if (index >= this.#upstreams.length) return
+    const statusClass = Math.min(Math.max(Math.floor(status / 100), 1), 5) - 1
+    const slot = index * STATUS_CLASSES.length + statusClass
+    this.#upstreamRequests[slot] = (this.#upstreamRequests[slot] ?? 0) + 1
+    this.#upstreamSums[index] = (this.#upstreamSums[index] ?? 0) + seconds
+  }
+
+  #upstreamValues (): MetricValue[] {
+    const values: MetricValue[] = []
+    this.#upstreams.forEach((upstream, u) => {
+      STATUS_CLASSES.forEach((statusClass, s) => {
+        const value = this.#upstreamRequests[u * STATUS_CLASSES.length + s] ?? 0
+        if (value > 0) values.push({ value, labels: { upstream, status_class: statusClass } })
+      })
+    })
+    return values
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { AccessRule } from '../access/rules.ts'
-import type { FastifySchema, HTTPMethods, RouteGenericInterface, RouteHandlerMethod, RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression } from 'fastify'
+import type { FastifyRequest, FastifySchema, HTTPMethods, RouteGenericInterface, RouteHandlerMethod, RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression } from 'fastify'
+import type { Duplex } from 'node:stream'
 
 /**
  * A migrated route, declared next to its handler. The edge registers it at `url`, asks `flag`
@@ -37,6 +38,12 @@ export interface MigratedRoute<G extends RouteGenericInterface = RouteGenericInt
   readonly fallbackToLegacy?: boolean
   /** Deadline of the handler on GET/HEAD/OPTIONS, in ms; default NEW_HANDLER_TIMEOUT_MS. */
   readonly timeoutMs?: number
+  /**
+   * Accepts protocol upgrades (WebSocket) itself: called with the socket once the edge, the flag
+   * and the access rules let the upgrade request through to the new side. Without it, an upgrade
+   * the flag sends to the new side is refused (501 FICUS_ERR_UPGRADE_UNSUPPORTED).
+   */
+  readonly upgrade?: (request: FastifyRequest, socket: Duplex, head: Buffer) => void
   readonly handler: RouteHandlerMethod<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, G>
 }
 

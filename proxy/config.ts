@@ -1,7 +1,7 @@
 // The only module that reads the environment. Every variable is validated here, every problem is
 // reported at once (each naming the variable and a valid example), and the result is frozen and
 // passed down as an argument.
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { tmpdir } from 'node:os'
 import { parseSessionConfig, type SessionConfig } from '../sessions/config.ts'
@@ -14,6 +14,7 @@ import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
 import { readOneOf, readSet, readWholeNumber, type Env } from '../config/env.ts'
 import { allowedHeaderProblem } from '../legacy-adapter/headers.ts'
+import { parseLegacyTable, PROTOCOL, type LegacyTableSpec } from '../legacy-adapter/upstreams.ts'
 
 // The demo's files stay in the source tree; this module runs from proxy/ or from dist/proxy/.
 const PROJECT_ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../' : '../', import.meta.url))
@@ -60,7 +61,10 @@ export const DEFAULTS = Object.freeze({
   PREWARM_LEGACY_CONNECTIONS: 4,
   PREWARM_PATH: '/',
   PREWARM_TIMEOUT_MS: 5_000,
-  PREWARM_CONCURRENCY: 16
+  PREWARM_CONCURRENCY: 16,
+  TUNNEL_MAX: 1_000,
+  TUNNEL_IDLE_TIMEOUT_MS: 300_000,
+  TUNNEL_MAX_LIFETIME_MS: 14_400_000
 })
 
 export type BareDomainPolicy = 'not-found' | 'legacy'
@@ -86,7 +90,13 @@ export interface Config {
   readonly killSwitchFlag: string | undefined
   /** Undefined: ficus starts the embedded demo legacy app on `demoLegacyPort`. */
   readonly legacyUrl: string | undefined
+  /** LEGACY_UPSTREAMS: several legacy apps by path prefix (legacyUrl is then its default's URL). */
+  readonly legacyTable: LegacyTableSpec | undefined
   readonly demoLegacyPort: number
+  /** Upgrade protocols (lower case) tunnelled to the one LEGACY_URL upstream; empty: upgrades are refused. */
+  readonly legacyUpgrades: readonly string[]
+  /** Open upgrade tunnels: idle limit, total lifetime, how many at once per process. */
+  readonly tunnels: { readonly idleMs: number, readonly lifetimeMs: number, readonly max: number }
   readonly legacyTimeoutMs: number
   readonly legacyConnections: number
   readonly legacyKeepAliveMs: number
@@ -169,7 +179,17 @@ export function parseConfig (env: Env): Config {
   const problems: string[] = []
   const read = new EnvReader(env, problems)
 
-  const legacyUrl = read.url('LEGACY_URL', 'http://legacy.internal:8080')
+  const singleLegacyUrl = read.url('LEGACY_URL', 'http://legacy.internal:8080')
+  const legacyDefaults = {
+    timeoutMs: read.integer('LEGACY_TIMEOUT_MS', DEFAULTS.LEGACY_TIMEOUT_MS, 1, 3_600_000),
+    connections: read.integer('LEGACY_CONNECTIONS', DEFAULTS.LEGACY_CONNECTIONS, 1, 65_536),
+    keepAliveMs: read.integer('LEGACY_KEEP_ALIVE_MS', DEFAULTS.LEGACY_KEEP_ALIVE_MS, 1, 3_600_000)
+  }
+  const legacyTable = readLegacyTable(env, legacyDefaults, problems)
+  if (legacyTable !== undefined && singleLegacyUrl !== undefined) {
+    problems.push('LEGACY_URL and LEGACY_UPSTREAMS exclude each other: LEGACY_URL is the one-upstream shorthand, e.g. unset LEGACY_URL and give LEGACY_UPSTREAMS a "default"')
+  }
+  const legacyUrl = legacyTable === undefined ? singleLegacyUrl : legacyTable.upstreams.find((upstream) => upstream.name === legacyTable.default)?.url
   const flagsFile = read.file('FLAGS_FILE', DEFAULTS.FLAGS_FILE, '/etc/ficus/flags.json')
   const unleashUrl = read.url('UNLEASH_URL', 'http://unleash.internal:4242/api')
   const unleashToken = read.optionalString('UNLEASH_API_TOKEN', 1, 'default:production.4f1c...')
@@ -214,10 +234,17 @@ export function parseConfig (env: Env): Config {
     flagGoneAfterMs: read.integer('FLAG_GONE_AFTER_MS', DEFAULTS.FLAG_GONE_AFTER_MS, 0, 31_536_000_000),
     killSwitchFlag: read.optionalString('KILL_SWITCH_FLAG', 1, 'ficus-kill-switch'),
     legacyUrl,
+    legacyTable,
     demoLegacyPort: read.port('DEMO_LEGACY_PORT', DEFAULTS.DEMO_LEGACY_PORT),
-    legacyTimeoutMs: read.integer('LEGACY_TIMEOUT_MS', DEFAULTS.LEGACY_TIMEOUT_MS, 1, 3_600_000),
-    legacyConnections: read.integer('LEGACY_CONNECTIONS', DEFAULTS.LEGACY_CONNECTIONS, 1, 65_536),
-    legacyKeepAliveMs: read.integer('LEGACY_KEEP_ALIVE_MS', DEFAULTS.LEGACY_KEEP_ALIVE_MS, 1, 3_600_000),
+    legacyUpgrades: Object.freeze(read.list('LEGACY_UPGRADES').map((entry) => entry.toLowerCase())),
+    tunnels: Object.freeze({
+      idleMs: read.integer('TUNNEL_IDLE_TIMEOUT_MS', DEFAULTS.TUNNEL_IDLE_TIMEOUT_MS, 1, 86_400_000),
+      lifetimeMs: read.integer('TUNNEL_MAX_LIFETIME_MS', DEFAULTS.TUNNEL_MAX_LIFETIME_MS, 1, 604_800_000),
+      max: read.integer('TUNNEL_MAX', DEFAULTS.TUNNEL_MAX, 0, 1_000_000)
+    }),
+    legacyTimeoutMs: legacyDefaults.timeoutMs,
+    legacyConnections: legacyDefaults.connections,
+    legacyKeepAliveMs: legacyDefaults.keepAliveMs,
     preserveHost: read.boolean('PRESERVE_HOST', DEFAULTS.PRESERVE_HOST),
     servedByHeader: servedBy === '' ? undefined : servedBy.toLowerCase(),
     requestIdHeader: read.headerName('REQUEST_ID_HEADER', DEFAULTS.REQUEST_ID_HEADER),
@@ -252,6 +279,12 @@ export function parseConfig (env: Env): Config {
     prewarmConcurrency: read.integer('PREWARM_CONCURRENCY', DEFAULTS.PREWARM_CONCURRENCY, 1, 1_024),
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], DEFAULTS.LOG_LEVEL)
   }
+  for (const protocol of config.legacyUpgrades) {
+    if (!PROTOCOL.test(protocol) || protocol === 'h2c') problems.push(`LEGACY_UPGRADES lists the upgrade protocols tunnelled to legacy, e.g. LEGACY_UPGRADES=websocket (bad entry: ${protocol})`)
+  }
+  if (config.legacyUpgrades.length > 0 && legacyTable !== undefined) {
+    problems.push('LEGACY_UPGRADES goes with LEGACY_URL; with LEGACY_UPSTREAMS each upstream lists its own, e.g. "upgrades": ["websocket"]')
+  }
   for (const header of config.legacyAllowHeaders) {
     const problem = allowedHeaderProblem(header, config.requestIdHeader)
     if (problem !== undefined) problems.push(`LEGACY_ALLOW_HEADERS lists headers legacy truly needs among those ficus drops, e.g. LEGACY_ALLOW_HEADERS=X-HTTP-Method-Override (${problem})`)
@@ -267,6 +300,29 @@ export function parseConfig (env: Env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)
+}
+
+// LEGACY_UPSTREAMS holds the table itself (JSON, starting with `{`) or names a file holding it.
+function readLegacyTable (env: Env, defaults: { timeoutMs: number, connections: number, keepAliveMs: number }, problems: string[]): LegacyTableSpec | undefined {
+  const value = readSet(env, 'LEGACY_UPSTREAMS', problems)?.trim()
+  if (value === undefined) return undefined
+  let text = value
+  if (!value.startsWith('{')) {
+    try {
+      text = readFileSync(value, 'utf8')
+    } catch {
+      problems.push(`LEGACY_UPSTREAMS names a file that cannot be read (${value}), e.g. LEGACY_UPSTREAMS=/etc/ficus/legacy-upstreams.json`)
+      return undefined
+    }
+  }
+  let document: unknown
+  try {
+    document = JSON.parse(text)
+  } catch (error) {
+    problems.push(`LEGACY_UPSTREAMS is not valid JSON (${(error as Error).message}), e.g. LEGACY_UPSTREAMS={"upstreams":{"zope":{"url":"http://zope:8080"}},"routes":{},"default":"zope"}`)
+    return undefined
+  }
+  return parseLegacyTable(document, defaults, problems)
 }
 
 /** Reads one variable at a time, recording a problem (and returning the default) when it is bad. */

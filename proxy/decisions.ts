@@ -5,11 +5,14 @@ import type { Flags } from '../flags/flags.ts'
 import type { MigratedRoute } from '../new-routes/route.ts'
 import { routeAccess, type RouteAccess } from '../access/stage.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
+import type { LegacyRouter } from '../legacy-adapter/upstreams.ts'
 
 export interface RouteDecision extends DecisionExplanation, RouteAccess {
   readonly route: string
   readonly method: MigratedRoute['method']
   readonly url: string
+  /** The legacy upstream this school's requests of the route go to on the legacy side (shadow, fallback). */
+  readonly legacyUpstream?: string
 }
 
 export interface TenantDecisions {
@@ -35,16 +38,24 @@ export function missingRouteFlags (flags: Pick<Flags, 'isReady' | 'knows' | 'sou
   }))
 }
 
-export function decisionsFor (tenantId: string, parts: { registry: TenantRegistry, flags: Flags, routes: readonly MigratedRoute[], killSwitchFlag: string | undefined }): TenantDecisions | undefined {
+export function decisionsFor (tenantId: string, parts: { registry: TenantRegistry, flags: Flags, routes: readonly MigratedRoute[], killSwitchFlag: string | undefined, legacyRouter?: LegacyRouter }): TenantDecisions | undefined {
   const tenant = parts.registry.get(tenantId)
   if (tenant === undefined) return undefined
   const routes = parts.routes.map((route) => ({
     route: route.name,
     method: route.method,
     url: route.url,
+    ...(parts.legacyRouter === undefined ? {} : { legacyUpstream: parts.legacyRouter.pick(staticPrefix(route.url), tenant.legacy)?.name ?? `none: shard ${String(tenant.legacy)} is not in LEGACY_UPSTREAMS` }),
     // Who may call it once it is on the new side ('signed-in' when the route says nothing).
     ...routeAccess(route),
     ...explainDecision(parts.flags, route, { tenantId: tenant.id, cohorts: tenant.cohorts, route: route.name }, parts.killSwitchFlag)
   }))
   return { tenant: { id: tenant.id, status: tenant.status, cohorts: tenant.cohorts }, routes, warnings: missingRouteFlags(parts.flags, parts.routes) }
+}
+
+// The part of a route pattern before its first parameter or wildcard: legacy prefixes are paths,
+// so the upstream of `/reports/:id` is the upstream of `/reports/`.
+function staticPrefix (url: string): string {
+  const cut = url.search(/[:*]/)
+  return cut === -1 ? url : url.slice(0, cut)
 }

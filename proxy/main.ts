@@ -24,7 +24,8 @@ import { decisionsFor, missingRouteFlags } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { SignatureWatch } from '../sessions/signature-watch.ts'
-import { buildProxy } from './server.ts'
+import { buildProxy, legacyRouterOf, PREWARM_UPSTREAM_HEADER } from './server.ts'
+import { Tunnels } from '../legacy-adapter/tunnel.ts'
 import { createConsole } from '../console/index.ts'
 
 async function main (): Promise<void> {
@@ -84,7 +85,13 @@ async function main (): Promise<void> {
   const readiness = new Readiness()
   // Forward to the demo app where it actually listens: DEMO_LEGACY_PORT=0 lets the system pick.
   const proxyConfig: Config = legacy === undefined ? config : Object.freeze({ ...config, legacyUrl: legacy.url })
-  const metrics = new FicusMetrics({ routes: migratedRoutes.map((route) => route.name), maxCohorts: config.metricsMaxCohorts })
+  const legacyRouter = legacyRouterOf(proxyConfig)
+  // A shard the table lacks is a mistake in one of two places; its schools get 502 until fixed.
+  const strayShards = [...registry.all()].filter((tenant) => tenant.legacy !== undefined && !legacyRouter.hasShard(tenant.legacy))
+  if (strayShards.length > 0) {
+    logger.warn({ schools: strayShards.slice(0, 20).map((tenant) => `${tenant.id} -> ${String(tenant.legacy)}`), count: strayShards.length, shards: legacyRouter.shardNames }, 'schools pinned to a legacy shard LEGACY_UPSTREAMS does not declare: their legacy requests get 502 FICUS_ERR_LEGACY_SHARD_UNKNOWN')
+  }
+  const metrics = new FicusMetrics({ routes: migratedRoutes.map((route) => route.name), upstreams: legacyRouter.upstreams.map((upstream) => upstream.name), maxCohorts: config.metricsMaxCohorts })
   const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger })
   metrics.addFlags(() => flags.status())
   metrics.addFlagTrust(() => {
@@ -103,21 +110,27 @@ async function main (): Promise<void> {
   metrics.addTenantPools(() => registry.databaseStats())
   metrics.addGauge('ficus_shadow_in_flight', 'Shadow comparisons running now', () => safety.shadowInFlight)
   metrics.addGauge('ficus_draining', '1 from SIGTERM until exit', () => (readiness.draining ? 1 : 0))
-  const app = await buildProxy({ config: proxyConfig, registry, flags, routes: migratedRoutes, logger, sessions, safety, metrics, lifecycle: readiness })
+  const tunnels = new Tunnels(config.tunnels)
+  metrics.addGauge('ficus_tunnels_open', 'Upgrade tunnels (WebSocket) open to legacy now', () => tunnels.size)
+  const app = await buildProxy({ config: proxyConfig, registry, flags, routes: migratedRoutes, logger, sessions, safety, metrics, lifecycle: readiness, tunnels })
 
   const prewarm = new Prewarm()
-  const legacyUrl = proxyConfig.legacyUrl
-  if (config.prewarmLegacyConnections > 0 && legacyUrl !== undefined) {
-    const host = new URL(legacyUrl).host
-    // Sent at once through the legacy adapter's own pool, so each opens a connection there.
-    prewarm.add({
-      name: 'legacy',
-      run: async () => {
-        const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
-          app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, accept: 'application/json', [INTERNAL_HEADER]: safety.prewarmMarker } })))
-        return legacyPrewarmOutcome(answers.map((answer) => ({ status: answer.statusCode, body: answer.body })), config.prewarmPath)
-      }
-    })
+  // One step per legacy upstream ('legacy' alone with LEGACY_URL), each through its own pool.
+  const severalUpstreams = config.legacyTable !== undefined
+  const prewarmStepOf = (name: string): string => severalUpstreams ? `legacy ${name}` : 'legacy'
+  if (config.prewarmLegacyConnections > 0 && proxyConfig.legacyUrl !== undefined) {
+    for (const upstream of legacyRouter.upstreams) {
+      const host = new URL(upstream.url).host
+      // Sent at once through the legacy adapter's own pool, so each opens a connection there.
+      prewarm.add({
+        name: prewarmStepOf(upstream.name),
+        run: async () => {
+          const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
+            app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, accept: 'application/json', [INTERNAL_HEADER]: safety.prewarmMarker, [PREWARM_UPSTREAM_HEADER]: upstream.name } })))
+          return legacyPrewarmOutcome(answers.map((answer) => ({ status: answer.statusCode, body: answer.body })), config.prewarmPath)
+        }
+      })
+    }
   }
   if (config.prewarmSchools.length > 0) {
     prewarm.add({
@@ -152,9 +165,13 @@ async function main (): Promise<void> {
       { name: 'flags', check: () => ({ ready: flags.isReady(), detail: flags.status() }) },
       { name: 'tenants', check: () => ({ ready: registry.size > 0, detail: { source: registry.source, count: registry.size } }) },
       { name: 'prewarm', check: () => ({ ready: prewarm.done, detail: prewarm.results }) },
+      // A line per legacy upstream: where it is and how its pre-warm went (best effort, as above).
+      ...(severalUpstreams
+        ? legacyRouter.upstreams.map((upstream) => ({ name: `legacy ${upstream.name}`, check: () => ({ ready: prewarm.done, detail: { url: upstream.url, prewarm: prewarm.results[prewarmStepOf(upstream.name)] ?? 'not run' } }) }))
+        : []),
       ...(embeddedDatabases === undefined ? [] : [{ name: 'embedded school databases', check: () => embeddedDatabases.status() }])
     ],
-    decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag }),
+    decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag, legacyRouter }),
     metrics,
     safety,
     console: migrationConsole.plugin
@@ -194,6 +211,8 @@ async function main (): Promise<void> {
     logger.info({ signal, drainDelayMs: config.drainDelayMs }, 'draining: /readyz answers 503, still serving')
     await sleep(config.drainDelayMs)
     logger.info({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'no longer accepting: finishing the requests in flight')
+    // Tunnels had the drain to finish; now each is ended cleanly (FIN both ways, bounded).
+    const tunnelsClosed = tunnels.closeAll()
     // At the deadline the handlers still running are cancelled and given a moment to roll back
     // and answer; only then are connections cut, so nothing commits after its client was cut.
     const cancelRunning = async (): Promise<void> => {
@@ -204,6 +223,8 @@ async function main (): Promise<void> {
     }
     const closed = await closeGracefully(app.server, () => app.close(), config.shutdownTimeoutMs, cancelRunning)
     if (closed.forced) logger.warn({ ms: closed.ms }, 'requests still in flight at SHUTDOWN_TIMEOUT_MS were cut')
+    const tunnelCount = await tunnelsClosed
+    if (tunnelCount > 0) logger.info({ tunnels: tunnelCount }, 'upgrade tunnels closed')
     // Pools and clients close within one fixed bound, whatever a hung server does.
     const closedAll = await within((async () => {
       await admin.close()

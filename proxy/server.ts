@@ -2,9 +2,12 @@
 // canonical path -> school from the Host -> route -> flag decision -> new handler or legacy.
 // Everything up to the decision is synchronous and from memory, and runs before the body is read.
 import { randomUUID } from 'node:crypto'
-import { METHODS, type IncomingMessage } from 'node:http'
+import { METHODS, ServerResponse, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify'
 import legacyAdapter from '../legacy-adapter/index.ts'
+import { LegacyRouter } from '../legacy-adapter/upstreams.ts'
+import { markUpgrade, offeredProtocols, pendingUpgrade, Tunnels } from '../legacy-adapter/tunnel.ts'
 import { decideBackend } from '../flags/decide-backend.ts'
 import type { FlagReader } from '../flags/flags.ts'
 import type { FlagContext } from '../flags/flag-context.ts'
@@ -41,6 +44,8 @@ export interface ProxyParts {
   readonly metrics?: FicusMetrics
   /** While true, every response says `Connection: close` (the drain after SIGTERM). */
   readonly lifecycle?: { readonly draining: boolean }
+  /** Open upgrade tunnels (closed by the shutdown); built from `config.tunnels` when absent. */
+  readonly tunnels?: Tunnels
 }
 
 declare module 'fastify' {
@@ -67,6 +72,18 @@ const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
 const MAX_TIMEOUT_CHECK_MS = 1_000
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'DELETE'])
 const NOT_DRAINING = Object.freeze({ draining: false })
+/** On a pre-warm request only: the legacy upstream it opens a connection to. */
+export const PREWARM_UPSTREAM_HEADER = 'x-ficus-prewarm-upstream'
+
+/** The legacy routing table of a configuration: LEGACY_UPSTREAMS, or the one LEGACY_URL. */
+export function legacyRouterOf (config: Config): LegacyRouter {
+  if (config.legacyTable !== undefined) return new LegacyRouter(config.legacyTable)
+  return LegacyRouter.single(config.legacyUrl ?? `http://127.0.0.1:${config.demoLegacyPort}`, {
+    timeoutMs: config.legacyTimeoutMs,
+    connections: config.legacyConnections,
+    keepAliveMs: config.legacyKeepAliveMs
+  }, config.legacyUpgrades)
+}
 
 export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   const { config, registry, flags } = parts
@@ -74,7 +91,9 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   const trustedProxies = new TrustedProxies(config.trustedProxies)
   const servedBy = config.servedByHeader
   // Process metrics are main.ts's choice: a test or a bench building many apps needs none.
-  const metrics = parts.metrics ?? new FicusMetrics({ routes: parts.routes.map((route) => route.name), maxCohorts: config.metricsMaxCohorts, processMetrics: false })
+  const legacyRouter = legacyRouterOf(config)
+  const tunnels = parts.tunnels ?? new Tunnels(config.tunnels)
+  const metrics = parts.metrics ?? new FicusMetrics({ routes: parts.routes.map((route) => route.name), upstreams: legacyRouter.upstreams.map((upstream) => upstream.name), maxCohorts: config.metricsMaxCohorts, processMetrics: false })
   const safety = parts.safety ?? new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger: parts.logger })
   const lifecycle = parts.lifecycle ?? NOT_DRAINING
   const accessLog = config.accessLog
@@ -125,10 +144,9 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   app.decorateRequest('ficusPrewarm', false)
 
   await app.register(legacyAdapter, {
-    legacyUrl: config.legacyUrl ?? `http://127.0.0.1:${config.demoLegacyPort}`,
-    timeoutMs: config.legacyTimeoutMs,
-    connections: config.legacyConnections,
-    keepAliveMs: config.legacyKeepAliveMs,
+    router: legacyRouter,
+    shardOf: (request: FastifyRequest) => request.tenant?.legacy,
+    tunnels,
     preserveHost: config.preserveHost,
     bodyLimitBytes: config.legacyBodyLimitBytes,
     requestIdHeader: config.requestIdHeader,
@@ -149,6 +167,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     }
     const route = guard !== null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
     metrics.observe(route, backend, reply.statusCode, request.tenant?.cohorts[0], reply.elapsedTime / 1000)
+    const upstream = request.legacyUpstream
+    if (upstream !== undefined) metrics.observeUpstream(upstream.index, reply.statusCode, reply.elapsedTime / 1000)
     if (accessLog) writeAccessLog(request, reply, guard !== null ? guard.name : backend === 'none' ? ROUTE_NONE : ROUTE_UNMIGRATED, backend)
     done()
   })
@@ -164,7 +184,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     if (request.ficusBackend === 'none') request.ficusBackend = 'legacy'
     const cookie = request.headers.cookie
     const forLegacy = bindings === undefined ? cookie : bindings.legacyCookieHeader(cookie, tenantId)
-    if (forLegacy === cookie) return void reply.toLegacy()
+    if (forLegacy === cookie) return forward(request, reply)
     if (!(forLegacy instanceof Promise)) return sendWithCookie(request, reply, forLegacy)
     forLegacy.then((header) => sendWithCookie(request, reply, header), (error: Error) => reply.send(error))
   }
@@ -190,7 +210,9 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       delete request.raw.headers[INTERNAL_HEADER]
       request.ficusBackend = 'legacy'
       request.ficusPrewarm = true
-      return void reply.toLegacy()
+      const named = request.headers[PREWARM_UPSTREAM_HEADER]
+      delete request.raw.headers[PREWARM_UPSTREAM_HEADER]
+      return void reply.toLegacy(typeof named === 'string' ? legacyRouter.get(named) : undefined)
     }
 
     const host = hosts.resolve(request.headers.host)
@@ -228,6 +250,10 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     done()
   })
 
+  // Only when something accepts upgrades: otherwise node serves an upgrade offer as a plain
+  // request, which the strict edge refuses (or, for h2c alone, serves over HTTP/1.1).
+  if (legacyRouter.upstreams.some((upstream) => upstream.upgrades.length > 0) || parts.routes.some((route) => route.upgrade !== undefined)) listenForUpgrades(app)
+
   // Everything no migrated route claims goes to legacy, whatever the method.
   app.route({ method: ALL_METHODS, url: '/*', handler: legacyOnly })
   app.route({ method: ALL_METHODS, url: '/', handler: legacyOnly })
@@ -242,6 +268,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       config: { migratedRoute: route, routeGuard: safety.guard(route) },
       // Who may call it, before its body is validated and its handler runs (shadow runs too).
       preValidation: access.guard(route),
+      preHandler: upgradeGate(route),
       handler: safety.wrapHandler(route.handler, route.fallbackToLegacy !== false)
     })
   }
@@ -252,7 +279,47 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
 function sendWithCookie (request: FastifyRequest, reply: FastifyReply, cookie: string | undefined): void {
   if (cookie === undefined) delete request.raw.headers.cookie
   else request.raw.headers.cookie = cookie
-  reply.toLegacy()
+  forward(request, reply)
+}
+
+// An upgrade handed over by the upgrade listener is tunnelled; a bare offer of h2c is ignored.
+function forward (request: FastifyRequest, reply: FastifyReply): void {
+  const pending = pendingUpgrade(request.raw)
+  if (pending !== undefined && offeredProtocols(request.headers.upgrade).length > 0) reply.tunnelToLegacy(pending)
+  else reply.toLegacy()
+}
+
+/**
+ * Upgrade requests (WebSocket) take the same way as any request: node hands them to the
+ * `upgrade` listener with the socket, which is given a response of its own and routed through
+ * fastify. Refusals are answered on it (and the socket closed); a tunnel or a route accepting
+ * upgrades takes the socket over.
+ */
+function listenForUpgrades (app: FastifyInstance): void {
+  app.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    markUpgrade(req, { socket, head })
+    socket.on('error', () => socket.destroy())
+    const res = new ServerResponse(req)
+    res.shouldKeepAlive = false
+    res.assignSocket(socket)
+    res.once('finish', () => {
+      res.detachSocket(socket)
+      socket.end()
+    })
+    app.routing(req, res)
+  })
+}
+
+/** The route's own upgrade hook, or a refusal: a migrated route takes upgrades only when it says so. */
+function upgradeGate (route: MigratedRoute) {
+  return function upgradeGate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const pending = pendingUpgrade(request.raw)
+    if (pending === undefined || offeredProtocols(request.headers.upgrade).length === 0) return done()
+    if (route.upgrade === undefined) return done(ProxyErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(`route ${route.name} does not accept upgrades`))
+    reply.hijack()
+    ;(reply.raw as ServerResponse).detachSocket(pending.socket as Socket)
+    route.upgrade(request, pending.socket, pending.head)
+  }
 }
 
 // Unreachable: the dispatch hook forwards every request of these routes before their handler.

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream'
 import type { FicusError } from '../errors/index.ts'
 import { ProxyErrors } from './errors.ts'
 import { errorPage } from './error-reply.ts'
+import { pendingUpgrade } from '../legacy-adapter/tunnel.ts'
 
 const REFUSED_METHODS: ReadonlySet<string> = new Set(['TRACE', 'CONNECT'])
 
@@ -19,8 +20,12 @@ export function edgeRefusal (raw: IncomingMessage): FicusError | undefined {
   const method = raw.method ?? ''
   if (REFUSED_METHODS.has(method)) return ProxyErrors.FICUS_ERR_METHOD_UNSUPPORTED(method)
   const headers = raw.headers
-  if (headers.upgrade !== undefined && !onlyH2c(headers.upgrade)) {
-    return ProxyErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(headers.upgrade.slice(0, 64))
+  if (headers.upgrade !== undefined) {
+    // Through the upgrade listener (legacy-adapter/tunnel.ts) an upgrade may be tunnelled; its
+    // body would be read by nobody, so an upgrade request carries none. Elsewhere node serves the
+    // offer as a plain request, which only a bare h2c offer may be.
+    const listened = pendingUpgrade(raw) !== undefined
+    if (listened ? hasBody(raw) : !onlyH2c(headers.upgrade)) return ProxyErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(headers.upgrade.slice(0, 64))
   }
   if ((method === 'GET' || method === 'HEAD') && hasBody(raw)) {
     return ProxyErrors.FICUS_ERR_BODY_NOT_ALLOWED(method)

@@ -2,7 +2,7 @@
 //   { "tenants": [ { "id": "school-a", "name": "School A", "status": "active", "cohorts": ["pilot"] } ] }
 import { WatchedJsonFile } from '../files/watched-json-file.ts'
 import type { TenantRegistry } from './registry.ts'
-import { TENANT_ID_PATTERN, TENANT_STATUSES, type Tenant, type TenantStatus } from './tenant.ts'
+import { LEGACY_SHARD_PATTERN, TENANT_ID_PATTERN, TENANT_STATUSES, type Tenant, type TenantStatus } from './tenant.ts'
 
 export interface FileTenantRegistryOptions {
   readonly path: string
@@ -78,7 +78,7 @@ function parseTenant (entry: unknown, where: string, problems: string[]): Tenant
     problems.push(`${where} must be an object`)
     return undefined
   }
-  const { id, name, status = 'active', cohorts = [], databaseUrl } = entry as Record<string, unknown>
+  const { id, name, status = 'active', cohorts = [], databaseUrl, legacy } = entry as Record<string, unknown>
   const before = problems.length
   if (typeof id !== 'string' || !TENANT_ID_PATTERN.test(id)) {
     problems.push(`${where}.id must be a lower-case DNS label, e.g. "school-a"`)
@@ -93,12 +93,16 @@ function parseTenant (entry: unknown, where: string, problems: string[]): Tenant
   if (databaseUrl !== undefined && typeof databaseUrl !== 'string') {
     problems.push(`${where}.databaseUrl must be a connection string`)
   }
+  if (legacy !== undefined && (typeof legacy !== 'string' || !LEGACY_SHARD_PATTERN.test(legacy))) {
+    problems.push(`${where}.legacy must name a legacy shard of LEGACY_UPSTREAMS, e.g. "north"`)
+  }
   if (problems.length > before) return undefined
   return Object.freeze({
     id: id as string,
     name: name as string,
     status: status as TenantStatus,
     cohorts: Object.freeze([...(cohorts as string[])]),
-    ...(databaseUrl === undefined ? {} : { databaseUrl: databaseUrl as string })
+    ...(databaseUrl === undefined ? {} : { databaseUrl: databaseUrl as string }),
+    ...(legacy === undefined ? {} : { legacy: legacy as string })
   })
 }

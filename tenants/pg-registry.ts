@@ -39,9 +39,10 @@ interface TenantRow {
   database_name: unknown
   status: unknown
   cohorts: unknown
+  legacy: unknown
 }
 
-const SELECT_TENANTS = 'SELECT id, name, database_url, database_name, status, cohorts FROM tenants ORDER BY id'
+const SELECT_TENANTS = 'SELECT id, name, database_url, database_name, status, cohorts, legacy FROM tenants ORDER BY id'
 
 export class PgTenantRegistry implements TenantRegistry {
   readonly source: string
@@ -199,12 +200,13 @@ export class PgTenantRegistry implements TenantRegistry {
       cohorts: Object.freeze(Array.isArray(cohorts) ? cohorts.filter((c): c is string => typeof c === 'string') : [])
     }
     if (databaseUrl !== undefined) tenant.databaseUrl = databaseUrl
+    if (typeof row.legacy === 'string') tenant.legacy = row.legacy
     return Object.freeze(tenant)
   }
 }
 
 function sameTenant (a: Tenant, b: Tenant): boolean {
-  return a.name === b.name && a.status === b.status && a.databaseUrl === b.databaseUrl &&
+  return a.name === b.name && a.status === b.status && a.databaseUrl === b.databaseUrl && a.legacy === b.legacy &&
     a.cohorts.length === b.cohorts.length && a.cohorts.every((cohort, i) => cohort === b.cohorts[i])
 }
 

@@ -13,7 +13,12 @@ export interface Tenant {
   readonly cohorts: readonly string[]
   /** Connection string of the school's own database, when the registry knows it. */
   readonly databaseUrl?: string
+  /** The legacy shard the school lives on (a shard of LEGACY_UPSTREAMS); undefined: the main one. */
+  readonly legacy?: string
 }
+
+/** A legacy shard name, as LEGACY_UPSTREAMS names them. */
+export const LEGACY_SHARD_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/
 
 /** A tenant label is one DNS label: lower-case letters, digits and inner hyphens. */
 export const TENANT_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/

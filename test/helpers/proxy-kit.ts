@@ -19,6 +19,7 @@ import { migratedRoute } from '../../new-routes/route.ts'
 import { buildAdmin, Readiness, type ReadinessCheck } from '../../proxy/admin.ts'
 import { parseConfig, type Config } from '../../proxy/config.ts'
 import { buildProxy } from '../../proxy/server.ts'
+import type { FicusMetrics } from '../../metrics/registry.ts'
 import { FileTenantRegistry } from '../../tenants/file-registry.ts'
 import { createSessions } from '../../sessions/config.ts'
 import { startRecordingLegacy, waitFor, DEFAULT_WAIT_MS, type RecordingLegacy, type TeardownHost } from './recording-legacy.ts'
@@ -92,6 +93,8 @@ export interface StartProxyOptions {
   readonly flagReader?: FlagReader
   /** Mount the shared session store the config (REDIS_URL, SESSION_*) describes. */
   readonly withSessions?: boolean
+  /** The metrics the proxy records into (default: its own, out of the test's sight). */
+  readonly metrics?: FicusMetrics
 }
 
 export interface SendOptions {
@@ -138,7 +141,7 @@ export async function startProxy (t: TeardownHost, options: StartProxyOptions = 
   writeJson(flagsFile, options.flags ?? flagsOnFor(['school-a']))
   writeJson(tenantsFile, options.tenants ?? DEFAULT_TENANTS)
 
-  const legacy = options.env?.LEGACY_URL === undefined ? await startRecordingLegacy(t) : undefined
+  const legacy = options.env?.LEGACY_URL === undefined && options.env?.LEGACY_UPSTREAMS === undefined ? await startRecordingLegacy(t) : undefined
   const config = parseConfig({
     LEGACY_URL: legacy?.url,
     TENANTS_FILE: tenantsFile,
@@ -173,7 +176,7 @@ export async function startProxy (t: TeardownHost, options: StartProxyOptions = 
   }
 
   const sessions = options.withSessions === true ? createSessions(config.sessions) : undefined
-  const app = await buildProxy({ config, registry, flags, routes: options.routes ?? [ATTENDANCE_ROUTE], logger, sessions })
+  const app = await buildProxy({ config, registry, flags, routes: options.routes ?? [ATTENDANCE_ROUTE], logger, sessions, metrics: options.metrics })
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as AddressInfo).port
