@@ -8,6 +8,8 @@ const REQUEST_TIMEOUT_MS = 10_000
 export interface LoadTarget {
   readonly host: string
   readonly path: string
+  /** Sent with every request to this target (a session cookie, say); `host` wins. */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 export interface LoadResult {
@@ -35,7 +37,7 @@ export function startLoad (options: { origin: string, targets: readonly LoadTarg
       const target = options.targets[turn++ % options.targets.length] as LoadTarget
       result.sent++
       try {
-        const answer = await pool.request({ method: 'GET', path: target.path, headers: { host: target.host } })
+        const answer = await pool.request({ method: 'GET', path: target.path, headers: { ...target.headers, host: target.host } })
         await answer.body.dump()
         result.byStatus[answer.statusCode] = (result.byStatus[answer.statusCode] ?? 0) + 1
         if (answer.statusCode >= 200 && answer.statusCode < 300) result.ok++

@@ -105,6 +105,8 @@ class UnleashProcess implements UnleashServer {
   #startTimeoutMs: number;
   #child: ChildProcess | undefined;
   #log: string[] = [];
+  /** Why the server is not there: it was stopped, or it died (then with its log tail). */
+  #died: string | undefined;
 
   constructor(databaseName: string, startTimeoutMs: number) {
     this.databaseName = databaseName;
@@ -112,7 +114,7 @@ class UnleashProcess implements UnleashServer {
     const secret = randomBytes(12).toString('hex');
     this.adminToken = `*:*.admin-${secret}`;
     this.clientToken = `${PROJECT}:${UNLEASH_ENVIRONMENT}.backend-${secret}`;
-    this.admin = new UnleashAdmin(() => this.url, this.adminToken);
+    this.admin = new UnleashAdmin(() => this.url, this.adminToken, () => this.#died);
   }
 
   get url(): string {
@@ -140,6 +142,7 @@ class UnleashProcess implements UnleashServer {
     if (this.#child !== undefined) throw new Error(`Unleash on ${this.url} is already running`);
     const startedAt = performance.now();
     this.#log = [];
+    this.#died = undefined;
     const child = spawn(process.execPath, [SERVER_SCRIPT], {
       cwd: SERVER_DIR,
       // A clean environment: tap's NODE_OPTIONS hooks and any DATABASE_* or UNLEASH_* of the
@@ -165,20 +168,25 @@ class UnleashProcess implements UnleashServer {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.#child = child;
+    // server.mjs prints this once its own listen succeeded: the port is ours, not a squatter's.
+    let listening = false;
     const collect = (chunk: Buffer): void => {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line.trim() === '') continue;
+        if (/^unleash \S+ listening on \d+$/.test(line.trim())) listening = true;
         this.#log.push(line);
         if (this.#log.length > LOG_TAIL_LINES) this.#log.shift();
       }
     };
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
-    child.on('exit', () => {
-      if (this.#child === child) this.#child = undefined;
+    child.on('exit', (code, signal) => {
+      if (this.#child !== child) return;
+      this.#child = undefined;
+      this.#died = `the Unleash server on ${this.url} exited with ${signal ?? `code ${code}`} while in use.\n${this.logTail()}`;
     });
     try {
-      await this.#waitHealthy(child);
+      await this.#waitHealthy(child, () => listening);
     } catch (error) {
       await this.stop();
       throw error;
@@ -188,10 +196,11 @@ class UnleashProcess implements UnleashServer {
 
   async stop(): Promise<void> {
     const child = this.#child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
-      this.#child = undefined;
-      return;
-    }
+    // From here on its exit is asked for, not a death to report; a call made after it (a test
+    // still running once its file's teardown ran, after a timeout say) is told so.
+    this.#child = undefined;
+    this.#died = `the Unleash server on ${this.url} was stopped (stop(), or the test's teardown)`;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, 'exit');
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), DEFAULT_STOP_TIMEOUT_MS);
@@ -199,7 +208,6 @@ class UnleashProcess implements UnleashServer {
       await exited;
     } finally {
       clearTimeout(timer);
-      this.#child = undefined;
     }
   }
 
@@ -207,12 +215,12 @@ class UnleashProcess implements UnleashServer {
     const deadline = performance.now() + timeoutMs;
     let last: ServedFeature[] = [];
     while (performance.now() < deadline) {
-      const res = await fetch(`${this.apiUrl}/client/features`, {
+      const res = await explained(fetch(`${this.apiUrl}/client/features`, {
         // The server caches each query shape per revision; asking exactly as unleash-client 6 does
         // (same spec version) reads the very entry SDKs will be served.
         headers: { authorization: this.clientToken, 'unleash-appname': 'ficus-test-harness', 'unleash-client-spec': SDK_CLIENT_SPEC },
         signal: AbortSignal.timeout(HEALTH_REQUEST_TIMEOUT_MS),
-      });
+      }), 'GET /api/client/features', () => this.#died);
       if (!res.ok) throw new UnleashAdminError('GET', '/api/client/features', res.status, await res.text());
       last = ((await res.json()) as { features: ServedFeature[] }).features;
       if (ready(last)) return last;
@@ -221,7 +229,7 @@ class UnleashProcess implements UnleashServer {
     throw new Error(`client API did not serve the expected flags within ${timeoutMs} ms; it serves: ${last.map((f) => `${f.name}=${f.enabled}`).join(', ')}`);
   }
 
-  async #waitHealthy(child: ChildProcess): Promise<void> {
+  async #waitHealthy(child: ChildProcess, listening: () => boolean): Promise<void> {
     const deadline = performance.now() + this.#startTimeoutMs;
     let exitedWith: string | undefined;
     child.once('exit', (code, signal) => {
@@ -232,9 +240,11 @@ class UnleashProcess implements UnleashServer {
         throw new Error(`Unleash server ${exitedWith} before it was healthy.\n${this.logTail()}`);
       }
       try {
+        // A /health answer alone is not enough: between freePort() and the server's listen another
+        // process may take the port and answer it, while ours then dies of EADDRINUSE.
         const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(HEALTH_REQUEST_TIMEOUT_MS) });
         await res.body?.cancel();
-        if (res.ok) return;
+        if (res.ok && listening() && exitedWith === undefined) return;
       } catch {
         // not listening yet
       }
@@ -346,10 +356,12 @@ const HTTP_CONFLICT = 409;
 export class UnleashAdmin {
   #baseUrl: () => string;
   #token: string;
+  #died: () => string | undefined;
 
-  constructor(baseUrl: () => string, token: string) {
+  constructor(baseUrl: () => string, token: string, died: () => string | undefined = () => undefined) {
     this.#baseUrl = baseUrl;
     this.#token = token;
+    this.#died = died;
   }
 
   /** Configure > Context fields > New: lets constraints (and stickiness, if set) use the field. */
@@ -416,7 +428,7 @@ export class UnleashAdmin {
     if (body !== undefined) headers['content-type'] = 'application/json';
     const init: RequestInit = { method, headers, signal: AbortSignal.timeout(ADMIN_REQUEST_TIMEOUT_MS) };
     if (body !== undefined) init.body = JSON.stringify(body);
-    const res = await fetch(`${this.#baseUrl()}${path}`, init);
+    const res = await explained(fetch(`${this.#baseUrl()}${path}`, init), `${method} ${path}`, this.#died);
     const text = await res.text();
     if (!res.ok) throw new UnleashAdminError(method, path, res.status, text);
     return text === '' ? undefined : (JSON.parse(text) as unknown);
@@ -478,6 +490,16 @@ async function freePort(): Promise<number> {
   await once(server, 'close');
   if (address === null || typeof address === 'string') throw new Error('could not pick a free port');
   return address.port;
+}
+
+/** A refused or failed call says so, and why when the server process is known to have died. */
+async function explained(response: Promise<Response>, call: string, died: () => string | undefined): Promise<Response> {
+  try {
+    return await response;
+  } catch (error) {
+    const cause = (error as { cause?: { message?: string } }).cause?.message;
+    throw new Error(`Unleash ${call}: ${(error as Error).message}${cause === undefined ? '' : ` (${cause})`}; ${died() ?? 'its process is still running'}`, { cause: error });
+  }
 }
 
 function sleep(ms: number): Promise<void> {
