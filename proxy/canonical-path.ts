@@ -48,6 +48,8 @@ function isPlainPath (url: string, end: number): boolean {
     const c = url.charCodeAt(i)
     if (c <= 0x20 || c >= 0x7f || c === PERCENT || c === SEMICOLON || c === BACKSLASH || c === HASH || REENCODED[c] === 1) return false
     if (previous === SLASH && (c === SLASH || c === DOT)) return false
+    // `..` anywhere in a segment: the slow path decides whether it begins or ends one.
+    if (previous === DOT && c === DOT) return false
     previous = c
   }
   return true
@@ -62,6 +64,9 @@ function canonicalizePath (path: string): string | CanonicalPath {
     const segment = canonicalizeSegment(part)
     if (typeof segment !== 'string') return segment
     if (segment === '.' || segment === '..') return reject('dot-segments are not allowed in the path')
+    // `/..a` and `a../` are no dot-segments, but traversal checks downstream (reply-from's among
+    // them) read `/..` and `../` as one: refused here, so that the edge answers, not a guess.
+    if (segment.startsWith('..') || segment.endsWith('..')) return reject('path segments that begin or end with ".." are not allowed')
     segments.push(segment)
   }
   if (segments.length === 0) return '/'

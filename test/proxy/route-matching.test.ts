@@ -39,6 +39,10 @@ const VARIANTS: ReadonlyArray<readonly [string, string | 400]> = [
   ['/%2E/attendance', 400],
   ['/.%2e/attendance', 400],
   ['/x/%2e%2e/attendance', 400],
+  // No dot-segments, but downstream traversal checks read them as one.
+  ['/..attendance', 400],
+  ['/attendance../x', 400],
+  ['/%2e%2eattendance', 400],
   ['/attendance%2F', 400],
   ['/attendance%2f', 400],
   ['/a%2Fb', 400],
