@@ -73,8 +73,9 @@ export class AccessStage {
     const stage = this
     return async function access (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
       const unsafe = csrf && UNSAFE_METHODS.has(request.method)
-      // A public route reads no session unless it must check the token the session holds.
-      const session = rule === 'public' && !unsafe ? null : await loadSession(request)
+      // A public route needs no one signed in, yet its page says who is, as the legacy's pages do;
+      // a session store that cannot answer then leaves it anonymous rather than failing the page.
+      const session = rule === 'public' && !unsafe ? await loadSession(request).catch((error: unknown) => { request.log.warn({ err: error }, 'public route served as anonymous: the session could not be read'); return null }) : await loadSession(request)
       const user = userFromSession(session, stage.#config.keys)
       request.user = user
       if (!permits(rule, user)) {

@@ -117,7 +117,7 @@ function legacyPage (school: string, title: string, body: string, user: string |
   return `<html><head><title>${escapeHtml(title)}</title>${meta}</head>
 <body bgcolor="#eeeeee" style="font-family: Times New Roman, serif">
 <table width="100%" bgcolor="#003366"><tr><td><font color="white" size="5">School Office &mdash; ${escapeHtml(school)} (legacy)</font></td><td align="right"><font color="white">${who}</font></td></tr></table>
-<p><a href="/">Home</a> | <a href="/attendance">Attendance</a> | <a href="/timetable">Timetable</a> | <a href="/reports">Reports</a></p>
+<nav><a href="/">Home</a> | <a href="/attendance">Attendance</a> | <a href="/timetable">Timetable</a> | <a href="/reports">Reports</a></nav>
 <h2>${escapeHtml(title)}</h2>
 ${body}
 </body></html>

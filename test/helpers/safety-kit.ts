@@ -15,6 +15,7 @@ import type { MigratedRoute } from '../../new-routes/route.ts'
 import { buildAdmin, Readiness } from '../../proxy/admin.ts'
 import { parseConfig, type Config } from '../../proxy/config.ts'
 import { REDACTED_PATHS } from '../../proxy/logger.ts'
+import { createSessions } from '../../sessions/config.ts'
 import { buildProxy } from '../../proxy/server.ts'
 import { SafetyNet } from '../../safety/safety-net.ts'
 import { FileTenantRegistry } from '../../tenants/file-registry.ts'
@@ -31,6 +32,8 @@ export interface SafetyKitOptions {
   readonly flags: unknown
   readonly env?: Readonly<Record<string, string>>
   readonly tenants?: unknown
+  /** Mount the shared session store the config (REDIS_URL, SESSION_*) describes. */
+  readonly withSessions?: boolean
 }
 
 export interface KitAnswer {
@@ -105,7 +108,8 @@ export async function startSafetyKit (t: TeardownHost, options: SafetyKitOptions
   metrics.addFlags(() => flags.status())
   metrics.addBreakers(() => safety.guards.map((guard) => ({ route: guard.name, open: guard.breaker.openCount, halfOpen: guard.breaker.halfOpenCount })))
   const readiness = new Readiness()
-  const app = await buildProxy({ config, registry, flags, routes: options.routes, logger, safety, metrics, lifecycle: readiness })
+  const sessions = options.withSessions === true ? createSessions(config.sessions) : undefined
+  const app = await buildProxy({ config, registry, flags, routes: options.routes, logger, safety, metrics, lifecycle: readiness, sessions })
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`

@@ -81,9 +81,9 @@ t.test('new-route writes, registers and flags a route that switches with its fla
   t.match(serving.migratedRoutes, ['hello-page <- hello-page'], 'the new route is registered')
   const origin = String(serving.public)
 
-  const get = async (cookie = users.cookie('school-a')): Promise<{ status: number, servedBy: unknown, text: string }> => {
-    const response = await request(`${origin}/hello`, { headers: { host: 'school-a.localhost', ...(cookie === '' ? {} : { cookie }) } })
-    return { status: response.statusCode, servedBy: response.headers['x-served-by'], text: await response.body.text() }
+  const get = async (cookie = users.cookie('school-a'), headers: Record<string, string> = {}): Promise<{ status: number, servedBy: unknown, location: unknown, text: string }> => {
+    const response = await request(`${origin}/hello`, { headers: { host: 'school-a.localhost', ...headers, ...(cookie === '' ? {} : { cookie }) } })
+    return { status: response.statusCode, servedBy: response.headers['x-served-by'], location: response.headers.location, text: await response.body.text() }
   }
   const before = await get()
   t.equal(before.servedBy, 'legacy', 'flag off: legacy serves /hello')
@@ -100,8 +100,10 @@ t.test('new-route writes, registers and flags a route that switches with its fla
   t.equal(after.servedBy, 'new', 'flag on: the new handler serves /hello')
   t.match(after.text, /Hello page, served by the new handler/)
   t.match(after.text, /<a href="\/attendance">Attendance<\/a>/, 'in the shared frame, with the legacy\'s navigation')
-  const anonymous = await get('')
-  t.match(anonymous, { status: 302, servedBy: 'new' }, 'not signed in: the new side sends the browser to sign in')
+  // What a browser sends for a page; without `accept: text/html` the same request counts as an API call.
+  const anonymous = await get('', { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' })
+  t.match(anonymous, { status: 302, servedBy: 'new', location: '/login?next=%2Fhello' }, 'not signed in: the new side sends the browser to sign in')
+  t.match(await get(''), { status: 401, servedBy: 'new' }, 'not signed in, as an API call: refused, not redirected')
 
   const oldNode = spawnSync(OLD_NODE, ['--version'], { encoding: 'utf8' })
   const oldMajor = Number(/^v(\d+)/.exec(oldNode.stdout ?? '')?.[1] ?? 0)
