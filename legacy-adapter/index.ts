@@ -3,6 +3,7 @@
 // streamed both ways. reply-from does the streaming; each legacy upstream (legacy-adapter/
 // upstreams.ts) has an undici pool of its own, with its own timeouts and keep-alive, so one slow
 // or absent legacy app never holds the connections of another.
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -96,17 +97,8 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     getUpstream: (anyRequest) => (anyRequest as unknown as FastifyRequest).legacyUpstream?.url ?? '',
     rewriteRequestHeaders (anyRequest, headers) {
       const request = anyRequest as unknown as FastifyRequest
-      const trusted = options.trustsPeer(request)
-      removeRequestHeaders(headers, { trusted, allowed: options.allowedHeaders })
+      rewriteForLegacy(request, headers, options)
       if (options.preserveHost) headers.host = request.headers.host
-      setForwardingHeaders(headers, {
-        clientAddress: clientAddressOf(request),
-        protocol: 'encrypted' in request.socket ? 'https' : 'http',
-        host: request.headers.host,
-        port: request.socket.localPort,
-        requestId: request.id,
-        trusted
-      }, options.requestIdHeader)
       return headers
     },
     rewriteHeaders (headers) {
@@ -167,17 +159,8 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     }
     if (tunnels.full) return this.send(LegacyErrors.FICUS_ERR_TUNNEL_LIMIT(`${tunnels.limits.max} open`))
     const headers = { ...request.headers }
-    const trusted = options.trustsPeer(request)
-    removeRequestHeaders(headers, { trusted, allowed: options.allowedHeaders })
+    rewriteForLegacy(request, headers, options)
     headers.host = options.preserveHost ? request.headers.host : new URL(upstream.origin).host
-    setForwardingHeaders(headers, {
-      clientAddress: clientAddressOf(request),
-      protocol: 'encrypted' in request.socket ? 'https' : 'http',
-      host: request.headers.host,
-      port: request.socket.localPort,
-      requestId: request.id,
-      trusted
-    }, options.requestIdHeader)
     headers.connection = 'upgrade'
     headers.upgrade = request.headers.upgrade
     const head = upgradeRequestHead(request.method, upstream.url.slice(upstream.origin.length) + url, headers)
@@ -190,6 +173,21 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     })
     return this
   })
+}
+
+// The request headers legacy receives, for plain requests and upgrades alike: what ficus drops
+// (hop-by-hop, spoofable, folded names) removed, then what ficus itself vouches for set.
+function rewriteForLegacy (request: FastifyRequest, headers: IncomingHttpHeaders, options: LegacyAdapterOptions): void {
+  const trusted = options.trustsPeer(request)
+  removeRequestHeaders(headers, { trusted, allowed: options.allowedHeaders })
+  setForwardingHeaders(headers, {
+    clientAddress: clientAddressOf(request),
+    protocol: 'encrypted' in request.socket ? 'https' : 'http',
+    host: request.headers.host,
+    port: request.socket.localPort,
+    requestId: request.id,
+    trusted
+  }, options.requestIdHeader)
 }
 
 function clientAddressOf (request: FastifyRequest): string {

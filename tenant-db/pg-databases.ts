@@ -87,33 +87,28 @@ export class PgTenantDatabases implements TenantDatabases {
   }
 
   // Runs in the scope of the request whose handler called: its signal stops the work.
-  async #run<T> (tenantId: string, url: string | undefined, work: Work<T>): Promise<T> {
-    if (url === undefined) throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNCONFIGURED(tenantId)
-    const scope = currentScope()
-    const signal = scope?.signal
-    if (signal?.aborted === true) throw cancelledError(signal)
-    const entry = await this.#lru.acquire(tenantId, url, this.#options.connectTimeoutMs)
-    try {
-      let client: PoolClient
-      try {
-        client = await entry.resource.connect()
-      } catch (error) {
-        throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNAVAILABLE(tenantId, { cause: error })
-      }
-      const onCommitted = this.#options.onCommittedDespiteCancel
+  #run<T> (tenantId: string, url: string | undefined, work: Work<T>): Promise<T> {
+    return this.#withClient(tenantId, url, (client, scope, onCommittedDespiteCancel) =>
       // A connection in an unknown state is destroyed rather than handed to the next request.
-      return await inPgTransaction(client, tenantId, this.#begin, work, (broken) => client.release(broken), {
-        signal,
-        onCommittedDespiteCancel: scope === undefined || onCommitted === undefined ? undefined : () => onCommitted(tenantId, scope),
+      inPgTransaction(client, tenantId, this.#begin, work, (broken) => client.release(broken), {
+        signal: scope?.signal,
+        onCommittedDespiteCancel,
         onCommittedWrite: scope === undefined ? undefined : () => scope.noteCommittedWrite()
-      })
-    } finally {
-      this.#lru.release(entry)
-    }
+      }))
   }
 
   // One statement: the same transaction and statement timeout as #run, in one round trip.
-  async #queryOnce<R extends object> (tenantId: string, url: string | undefined, text: string, values: readonly unknown[] | undefined): Promise<QueryResult<R>> {
+  #queryOnce<R extends object> (tenantId: string, url: string | undefined, text: string, values: readonly unknown[] | undefined): Promise<QueryResult<R>> {
+    return this.#withClient(tenantId, url, (client, scope, onCommittedDespiteCancel) =>
+      queryInOneRoundTrip<R>(client, tenantId, this.#options.statementTimeoutMs, text, values, (broken) => client.release(broken), {
+        signal: scope?.signal,
+        onCommittedDespiteCancel
+      }))
+  }
+
+  // A connection of the school's pool, in the calling request's scope; `use` releases it.
+  async #withClient<T> (tenantId: string, url: string | undefined,
+    use: (client: PoolClient, scope: RequestScope | undefined, onCommittedDespiteCancel: (() => void) | undefined) => Promise<T>): Promise<T> {
     if (url === undefined) throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNCONFIGURED(tenantId)
     const scope = currentScope()
     const signal = scope?.signal
@@ -127,10 +122,7 @@ export class PgTenantDatabases implements TenantDatabases {
         throw TenantDbErrors.FICUS_ERR_TENANT_DB_UNAVAILABLE(tenantId, { cause: error })
       }
       const onCommitted = this.#options.onCommittedDespiteCancel
-      return await queryInOneRoundTrip<R>(client, tenantId, this.#options.statementTimeoutMs, text, values, (broken) => client.release(broken), {
-        signal,
-        onCommittedDespiteCancel: scope === undefined || onCommitted === undefined ? undefined : () => onCommitted(tenantId, scope)
-      })
+      return await use(client, scope, scope === undefined || onCommitted === undefined ? undefined : () => onCommitted(tenantId, scope))
     } finally {
       this.#lru.release(entry)
     }
