@@ -115,5 +115,9 @@ t.test('with a control database: the change log there, and each scheduled change
   await control.query('COMMIT')
   await until('the move after the lock is released', () => tenantValues(flagsFile).includes('school-c'))
   t.pass('applied once the lock is free')
-  t.equal((await control.query('SELECT 1 FROM console_changes')).rowCount, 2, 'and recorded once')
+  // The flag is written first, then the change is recorded; give every replica a tick after that.
+  const recorded = async (): Promise<number> => (await control.query('SELECT 1 FROM console_changes')).rowCount ?? 0
+  await until('the change to be recorded', async () => await recorded() >= 2)
+  await new Promise((resolve) => setTimeout(resolve, 1_500))
+  t.equal(await recorded(), 2, 'and recorded once')
 })
