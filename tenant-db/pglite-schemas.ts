@@ -6,13 +6,19 @@
 // a PGlite instance costs over 100 MB and seconds to start, a schema a few milliseconds.
 // Handlers are ficus's own code; the roles keep a mistake (a qualified name, a copied query)
 // from reaching another school's rows, they are not a sandbox against code that resets the role.
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { extname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { PGlite } from '@electric-sql/pglite'
 import type { Tenant } from '../tenants/tenant.ts'
 import type { QueryResult, Row, TenantDatabase, TenantDatabases, TenantDatabasesStats, TenantTransaction } from './database.ts'
 import { TenantDbErrors } from './errors.ts'
 import { migrateDatabase } from './migrate.ts'
 import type { Migration } from './migrate.ts'
-import { INITDB_PARAMS, PARSERS, PgliteTransaction, POSTGRES_CONF, resultOf, useBaselineWasmCompilerOnly } from './pglite-databases.ts'
+import { PARSERS, PgliteTransaction, POSTGRES_CONF, resultOf, useBaselineWasmCompilerOnly } from './pglite-databases.ts'
 
 export interface PgliteSchemaTenantDatabasesOptions {
   /** The tenant migrations, applied in each school's schema when it is first used. */
@@ -37,6 +43,7 @@ export class PgliteSchemaTenantDatabases implements TenantDatabases {
   readonly kind = 'pglite'
   readonly #options: PgliteSchemaTenantDatabasesOptions
   #db: Promise<PGlite> | undefined
+  #dataDir: string | undefined
   readonly #schools = new Map<string, Promise<void>>()
   #closed = false
 
@@ -61,17 +68,22 @@ export class PgliteSchemaTenantDatabases implements TenantDatabases {
     this.#closed = true
     const db = await this.#db?.catch(() => undefined)
     if (db !== undefined && !db.closed) await db.close()
+    if (this.#dataDir !== undefined) await rm(this.#dataDir, { recursive: true, force: true })
   }
 
   #instance (): Promise<PGlite> {
     this.#db ??= (async () => {
-      const db = await PGlite.create({ parsers: PARSERS, postgresqlconf: POSTGRES_CONF, initDbStartParams: INITDB_PARAMS })
-      // No school may create objects outside its own schema.
-      await db.exec('REVOKE ALL ON SCHEMA public FROM PUBLIC')
-      return db
+      // The files on disk (a temporary directory, removed on close) rather than in this
+      // process's memory, initialised by a process of its own (pglite-initdb.ts).
+      const dataDir = this.#dataDir = await mkdtemp(join(tmpdir(), 'ficus-pglite-'))
+      await initdb(dataDir)
+      return PGlite.create({ dataDir, parsers: PARSERS, postgresqlconf: POSTGRES_CONF })
     })()
-    // A failed start is retried by the next request rather than cached.
-    this.#db.catch(() => { this.#db = undefined })
+    // A failed start is retried by the next request (in a new directory) rather than cached.
+    this.#db.catch(async () => {
+      this.#db = undefined
+      if (this.#dataDir !== undefined) await rm(this.#dataDir, { recursive: true, force: true })
+    })
     return this.#db
   }
 
@@ -113,6 +125,12 @@ export class PgliteSchemaTenantDatabases implements TenantDatabases {
       return work(tx)
     })
   }
+}
+
+async function initdb (dataDir: string): Promise<void> {
+  // pglite-initdb.ts next to this module, .js once built.
+  const script = fileURLToPath(new URL(`./pglite-initdb${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
+  await promisify(execFile)(process.execPath, ['--max-semi-space-size=8', script, dataDir])
 }
 
 class SchemaTenantDatabase implements TenantDatabase {
