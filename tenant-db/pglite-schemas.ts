@@ -6,13 +6,21 @@
 // a PGlite instance costs over 100 MB and seconds to start, a schema a few milliseconds.
 // Handlers are ficus's own code; the roles keep a mistake (a qualified name, a copied query)
 // from reaching another school's rows, they are not a sandbox against code that resets the role.
+import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { cp, mkdtemp, readFile, rename, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, extname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { PGlite } from '@electric-sql/pglite'
 import type { Tenant } from '../tenants/tenant.ts'
 import type { QueryResult, Row, TenantDatabase, TenantDatabases, TenantDatabasesStats, TenantTransaction } from './database.ts'
 import { TenantDbErrors } from './errors.ts'
 import { migrateDatabase } from './migrate.ts'
 import type { Migration } from './migrate.ts'
-import { INITDB_PARAMS, PARSERS, PgliteTransaction, POSTGRES_CONF, resultOf, useBaselineWasmCompilerOnly } from './pglite-databases.ts'
+import { PARSERS, PgliteTransaction, POSTGRES_CONF, resultOf, useBaselineWasmCompilerOnly } from './pglite-databases.ts'
 
 export interface PgliteSchemaTenantDatabasesOptions {
   /** The tenant migrations, applied in each school's schema when it is first used. */
@@ -37,6 +45,7 @@ export class PgliteSchemaTenantDatabases implements TenantDatabases {
   readonly kind = 'pglite'
   readonly #options: PgliteSchemaTenantDatabasesOptions
   #db: Promise<PGlite> | undefined
+  #dataDir: string | undefined
   readonly #schools = new Map<string, Promise<void>>()
   #closed = false
 
@@ -61,17 +70,28 @@ export class PgliteSchemaTenantDatabases implements TenantDatabases {
     this.#closed = true
     const db = await this.#db?.catch(() => undefined)
     if (db !== undefined && !db.closed) await db.close()
+    if (this.#dataDir !== undefined) await rm(this.#dataDir, { recursive: true, force: true })
   }
 
   #instance (): Promise<PGlite> {
     this.#db ??= (async () => {
-      const db = await PGlite.create({ parsers: PARSERS, postgresqlconf: POSTGRES_CONF, initDbStartParams: INITDB_PARAMS })
-      // No school may create objects outside its own schema.
-      await db.exec('REVOKE ALL ON SCHEMA public FROM PUBLIC')
-      return db
+      // The files on disk (a temporary directory, removed on close) rather than in this
+      // process's memory, initialised by a process of its own (pglite-initdb.ts).
+      const dataDir = this.#dataDir = await mkdtemp(join(tmpdir(), 'ficus-pglite-'))
+      const initialised = await initdb(dataDir)
+      try {
+        return await PGlite.create({ dataDir, parsers: PARSERS, postgresqlconf: POSTGRES_CONF })
+      } catch (error) {
+        // A copy that does not open is not kept for the next start.
+        await rm(initialised, { recursive: true, force: true })
+        throw error
+      }
     })()
-    // A failed start is retried by the next request rather than cached.
-    this.#db.catch(() => { this.#db = undefined })
+    // A failed start is retried by the next request (in a new directory) rather than cached.
+    this.#db.catch(async () => {
+      this.#db = undefined
+      if (this.#dataDir !== undefined) await rm(this.#dataDir, { recursive: true, force: true })
+    })
     return this.#db
   }
 
@@ -113,6 +133,29 @@ export class PgliteSchemaTenantDatabases implements TenantDatabases {
       return work(tx)
     })
   }
+}
+
+/**
+ * Fills `dataDir` with a freshly initialised database and returns where a copy of it is kept. The
+ * same PGlite with the same settings always initialises the same files, so a copy is kept under
+ * the system's temporary directory: only the first start pays for initdb (10-30 s in
+ * WebAssembly), later ones copy it in well under a second.
+ */
+async function initdb (dataDir: string): Promise<string> {
+  // pglite-initdb.ts next to this module, .js once built.
+  const script = fileURLToPath(new URL(`./pglite-initdb${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
+  const pglitePackage = join(dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite'))), '..', 'package.json')
+  const key = createHash('sha256').update(await readFile(pglitePackage)).update(await readFile(script)).update(JSON.stringify(POSTGRES_CONF)).digest('hex').slice(0, 16)
+  const copy = join(tmpdir(), `ficus-pglite-initdb-${key}`)
+  if (existsSync(join(copy, 'PG_VERSION'))) {
+    await cp(copy, dataDir, { recursive: true })
+    return copy
+  }
+  await promisify(execFile)(process.execPath, ['--max-semi-space-size=8', script, dataDir])
+  // Copied aside and renamed: a start at the same time never copies half of it.
+  const partial = `${copy}.${process.pid}.partial`
+  await cp(dataDir, partial, { recursive: true }).then(() => rename(partial, copy)).catch(() => rm(partial, { recursive: true, force: true }))
+  return copy
 }
 
 class SchemaTenantDatabase implements TenantDatabase {
