@@ -6,7 +6,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { PROJECT_ROOT, spawnFicus } from '../helpers/proxy-kit.ts'
+import { PROJECT_ROOT, spawnFicus, type LogLine } from '../helpers/proxy-kit.ts'
 import { startChromium } from '../helpers/chromium.ts'
 
 const FLIP_BOUND_MS = 2_000
@@ -28,7 +28,8 @@ async function waitForSide (origin: string, school: string, side: string, timeou
   }
 }
 
-t.test('sign in, see the demo matrix, move school-b to new, revert it from the history', async (t) => {
+/** The demo as `npm start` serves it, on free ports, with a copy of its flags file and the console's files in a temp folder. */
+async function startDemo (t: Parameters<typeof spawnFicus>[0]): Promise<{ flagsFile: string, serving: LogLine }> {
   const dir = mkdtempSync(join(tmpdir(), 'ficus-console-test-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const flagsFile = join(dir, 'flags.json')
@@ -38,6 +39,11 @@ t.test('sign in, see the demo matrix, move school-b to new, revert it from the h
     ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'), CONSOLE_SCHEDULE_FILE: join(dir, 'schedule.json'), PREWARM_LEGACY_CONNECTIONS: '0'
   })
   const serving = await ficus.waitForLog((line) => line.msg === 'ficus is serving', 'ficus is serving')
+  return { flagsFile, serving }
+}
+
+t.test('sign in, see the demo matrix, move school-b to new, revert it from the history', async (t) => {
+  const { flagsFile, serving } = await startDemo(t)
   const origin = String(serving.public)
   const consoleUrl = String(serving.console)
   t.match(consoleUrl, /^http:\/\/127\.0\.0\.1:\d+\/console$/, 'the log says where the console is')
@@ -154,15 +160,7 @@ t.test('sign in, see the demo matrix, move school-b to new, revert it from the h
 })
 
 t.test('changes need the session\'s CSRF token and a session', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ficus-console-test-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const flagsFile = join(dir, 'flags.json')
-  copyFileSync(join(PROJECT_ROOT, 'demo/flags.json'), flagsFile)
-  const ficus = spawnFicus(t, {
-    HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', DEMO_LEGACY_PORT: '0', FLAGS_FILE: flagsFile,
-    ADMIN_TOKEN: TOKEN, CONSOLE_HISTORY_FILE: join(dir, 'history.jsonl'), CONSOLE_SCHEDULE_FILE: join(dir, 'schedule.json'), PREWARM_LEGACY_CONNECTIONS: '0'
-  })
-  const serving = await ficus.waitForLog((line) => line.msg === 'ficus is serving', 'ficus is serving')
+  const { flagsFile, serving } = await startDemo(t)
   const admin = String(serving.admin)
   const form = 'route=attendance.page&action=kill'
   const anonymous = await request(`${admin}/console/apply`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form })
