@@ -1,9 +1,8 @@
-// What migrated routes use of access: the rule types and the signed-in user.
+// What migrated routes use of access: the signed-in user of a route that is not public (the rule
+// types themselves are part of the route contract, core/access-rule.ts).
 import type { FastifyRequest } from 'fastify'
 import { AccessErrors } from './errors.ts'
-import type { SignedInUser } from './rules.ts'
-
-export type { AccessRule, SignedInUser, UserRule } from './rules.ts'
+import type { SignedInUser } from '../core/access-rule.ts'
 
 /**
  * `request.user` on a route that is not public, where the edge has already refused anyone not

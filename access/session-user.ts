@@ -3,7 +3,7 @@
 // The session is already the request's school's or none (the binding rule of sessions/).
 import type { Session } from '../sessions/session.ts'
 import type { SessionValue } from '../sessions/values.ts'
-import type { SignedInUser } from './rules.ts'
+import type { SignedInUser } from '../core/access-rule.ts'
 
 export interface SessionUserKeys {
   /** The key holding the user id, e.g. `_user_id` (Flask-Login) or `user`. */

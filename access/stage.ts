@@ -3,12 +3,13 @@
 // session, refuses who may not call the route, and checks CSRF on unsafe methods. A refusal
 // answers at once: the handler never runs, so nothing is written and nothing is audited.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { MigratedRoute } from '../new-routes/route.ts'
+import type { AccessRule, SignedInUser } from '../core/access-rule.ts'
+import type { MigratedRoute } from '../core/route.ts'
 import type { Session } from '../sessions/session.ts'
 import type { AccessConfig } from './config.ts'
 import { CsrfTokens, type CsrfVerdict } from './csrf.ts'
 import { AccessErrors } from './errors.ts'
-import { describeAccess, effectiveAccess, permits, type AccessRule, type SignedInUser } from './rules.ts'
+import { describeAccess, effectiveAccess, permits } from './rules.ts'
 import { userFromSession } from './session-user.ts'
 
 declare module 'fastify' {

@@ -3,11 +3,9 @@
 // on the request's behalf (school database, session store) find it without being handed it, as
 // the handler runs inside its scope (AsyncLocalStorage), so a handler cannot forget to pass it on.
 import { AsyncLocalStorage } from 'node:async_hooks'
+import type { CancelReason } from '../core/cancel-reason.ts'
 import { FicusError } from '../errors/index.ts'
 import { CancellationErrors } from './errors.ts'
-
-export const CANCEL_REASONS = ['client', 'deadline', 'shutdown'] as const
-export type CancelReason = typeof CANCEL_REASONS[number]
 
 const DETAIL: Readonly<Record<CancelReason, string>> = {
   client: 'the client went away',

@@ -2,11 +2,11 @@
 // works without a build step and entirely from the keyboard (links, buttons and labelled fields
 // in reading order, a visible focus ring). Every value shown is escaped.
 import { escapeHtml as e } from '../html/escape.ts'
-import type { MigratedRoute } from '../new-routes/route.ts'
+import type { MigratedRoute } from '../core/route.ts'
 import type { ShadowCounts, ShadowMismatch } from '../safety/shadow.ts'
 import type { Tenant } from '../tenants/tenant.ts'
 import type { DecisionExplanation } from '../flags/decide-backend.ts'
-import type { BreakerState } from '../safety/breaker.ts'
+import type { BreakerState } from '../core/safety-events.ts'
 import type { FlagState } from './flag-store.ts'
 import type { Change } from './history.ts'
 import type { CellEvidence, Preview, Side } from './migration.ts'

@@ -2,7 +2,7 @@
 // route), which side answered, how (status) and how long. Never a header, a cookie or a query
 // string: those carry session ids and tokens.
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { BackendLabel } from '../safety/safety-net.ts'
+import type { BackendLabel } from '../core/backend.ts'
 
 export interface AccessLogLine {
   readonly tenant: string | undefined

@@ -3,10 +3,9 @@
 // allocation on the hot path) and turned into series only when /metrics is scraped. Labels are
 // bounded: routes are the declared list, cohorts are capped, and no label ever names a school.
 import { collectDefaultMetrics, Counter, Registry, type Metric } from 'prom-client'
-import type { BreakerTransition } from '../safety/breaker.ts'
-import { CANCEL_REASONS, type CancelReason } from '../cancellation/request-scope.ts'
-import type { BackendLabel, FallbackReason, SafetyEvents } from '../safety/safety-net.ts'
-import type { ShadowDropReason, ShadowOutcome } from '../safety/shadow.ts'
+import type { BackendLabel, FallbackReason } from '../core/backend.ts'
+import { CANCEL_REASONS, type CancelReason } from '../core/cancel-reason.ts'
+import type { BreakerTransition, SafetyEvents, ShadowDropReason, ShadowOutcome } from '../core/safety-events.ts'
 
 export const BACKENDS: readonly BackendLabel[] = ['legacy', 'new', 'fallback', 'shadow', 'none']
 const BACKEND_INDEX: Readonly<Record<BackendLabel, number>> = { legacy: 0, new: 1, fallback: 2, shadow: 3, none: 4 }

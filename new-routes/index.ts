@@ -1,5 +1,5 @@
 // Every migrated route, in one list the edge registers. Adding a feature = adding its routes here.
-import type { MigratedRoute } from './route.ts'
+import type { MigratedRoute } from '../core/route.ts'
 import { attendancePage } from './attendance-page/index.ts'
 import { timetablePage } from './timetable-page/index.ts'
 import { me, updatePreferences } from './me/index.ts'

@@ -2,7 +2,7 @@
 // goes to for that school and why. What an engineer checks before and after a flip.
 import { explainDecision, type DecisionExplanation } from '../flags/decide-backend.ts'
 import type { Flags } from '../flags/flags.ts'
-import type { MigratedRoute } from '../new-routes/route.ts'
+import type { MigratedRoute } from '../core/route.ts'
 import { routeAccess, type RouteAccess } from '../access/stage.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
 import type { LegacyRouter } from '../legacy-adapter/upstreams.ts'

@@ -202,7 +202,7 @@ export function examplePath (path: string): string {
 function declaration (route: NewRoute, identifier: string): string {
   return `// ${title(route.name)}: ${route.method} ${route.path}, on the new handler where the flag ${route.flag} is on for
 // the school; everywhere else legacy serves it, untouched.
-import { migratedRoute } from '../route.ts'
+import { migratedRoute } from '../../core/route.ts'
 import { handle } from './handler.ts'
 
 export const ${identifier} = migratedRoute({

@@ -2,18 +2,8 @@
 // requests on the route keep failing goes back to legacy for a cool-down, then one probe request
 // decides whether it stays there. Memory is bounded: at most `maxSchools` keys are tracked (the
 // least recently seen closed ones are forgotten first), each a few counters.
+import type { BreakerState, BreakerTransition } from '../core/safety-events.ts'
 import type { BreakerConfig } from './config.ts'
-
-export type BreakerState = 'closed' | 'open' | 'half-open'
-
-export interface BreakerTransition {
-  readonly key: string
-  readonly from: BreakerState
-  readonly to: BreakerState
-  /** Requests and failures in the window when the breaker tripped. */
-  readonly requests: number
-  readonly failures: number
-}
 
 export interface KeyedBreakerOptions extends BreakerConfig {
   readonly onTransition?: (transition: BreakerTransition) => void

@@ -8,32 +8,21 @@
 import { randomBytes } from 'node:crypto'
 import { pipeline, type Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteHandlerMethod } from 'fastify'
-import { NEVER_CANCELLED, RequestScope, runForwarding, type CancelReason } from '../cancellation/request-scope.ts'
+import { NEVER_CANCELLED, RequestScope, runForwarding } from '../cancellation/request-scope.ts'
+import type { BackendLabel, FallbackReason } from '../core/backend.ts'
+import type { CancelReason } from '../core/cancel-reason.ts'
+import type { MigratedRoute } from '../core/route.ts'
+import type { BreakerState, BreakerTransition, SafetyEvents } from '../core/safety-events.ts'
 import { FicusError } from '../errors/index.ts'
 import { decideBackend, type GuardedRoute } from '../flags/decide-backend.ts'
 import type { FlagContext } from '../flags/flag-context.ts'
 import type { FlagReader } from '../flags/flags.ts'
-import type { MigratedRoute } from '../new-routes/route.ts'
-import { KeyedBreaker, type BreakerState, type BreakerTransition } from './breaker.ts'
+import { KeyedBreaker } from './breaker.ts'
 import { CompiledRules } from './compare.ts'
 import type { SafetyConfig } from './config.ts'
 import { SafetyErrors } from './errors.ts'
 import { within } from './lifecycle.ts'
-import { BoundedTee, ShadowRecord, ShadowRunner, type ShadowDropReason, type ShadowJob, type ShadowMismatch, type ShadowOutcome } from './shadow.ts'
-
-/** Which side answered, as metrics and the access log name it. `none`: ficus itself, before routing. */
-export type BackendLabel = 'legacy' | 'new' | 'fallback' | 'shadow' | 'none'
-export type FallbackReason = 'error' | 'status' | 'timeout'
-
-/** Where the safety nets report; the metrics registry implements it. */
-export interface SafetyEvents {
-  onShadowResult (route: string, cohort: string | undefined, outcome: ShadowOutcome): void
-  onShadowDropped (route: string, reason: ShadowDropReason): void
-  onFallback (route: string, reason: FallbackReason): void
-  onBreakerTransition (route: string, transition: BreakerTransition): void
-  /** A running new handler's signal fired. */
-  onCancelled (route: string, reason: CancelReason): void
-}
+import { BoundedTee, ShadowRecord, ShadowRunner, type ShadowJob, type ShadowMismatch } from './shadow.ts'
 
 export interface SafetyLogger {
   info (obj: object, msg: string): void

@@ -5,10 +5,8 @@
 import { Transform, type TransformCallback } from 'node:stream'
 import { promisify } from 'node:util'
 import { brotliDecompress, gunzip, inflate } from 'node:zlib'
+import type { ShadowDropReason, ShadowOutcome } from '../core/safety-events.ts'
 import { compareResponses, type CompiledRules, type ComparedResponse } from './compare.ts'
-
-export type ShadowOutcome = 'match' | 'mismatch' | 'error'
-export type ShadowDropReason = 'busy' | 'too_large' | 'incomplete' | 'draining'
 
 /** Copies what passes through, up to `limit` bytes; past that it only passes bytes on. */
 export class BoundedTee extends Transform {

@@ -1,5 +1,5 @@
 // The new attendance page: today's register at a glance, rendered by ficus instead of legacy.
-import { migratedRoute } from '../route.ts'
+import { migratedRoute } from '../../core/route.ts'
 import { page } from '../page.ts'
 
 export const attendancePage = migratedRoute({

@@ -3,12 +3,12 @@
 // is audited in the same transaction, naming the teacher signed in on the legacy's session.
 // Guarded by the `attendance-register` flag.
 import { signedInUser } from '../../access/index.ts'
-import type { UserRule } from '../../access/index.ts'
+import type { UserRule } from '../../core/access-rule.ts'
+import { migratedRoute } from '../../core/route.ts'
+import type { MigratedRoute } from '../../core/route.ts'
 import { auditedWrite } from '../../tenant-db/audit.ts'
 import type { AuditChange } from '../../tenant-db/audit.ts'
 import { tenantDatabase } from '../../tenant-db/tenant-registry.ts'
-import { migratedRoute } from '../route.ts'
-import type { MigratedRoute } from '../route.ts'
 import { AttendanceErrors } from './errors.ts'
 import { currentMarks, lockClass, MARKS_TABLE, pupilsInClass, readRegister, writeMarks } from './queries.ts'
 import { markBodySchema, registerParamsSchema, registerQuerySchema } from './schemas.ts'

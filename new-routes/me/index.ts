@@ -3,7 +3,7 @@
 // Both routes are for any signed-in user (the default rule); the edge has checked it already.
 import { signedInUser } from '../../access/index.ts'
 import type { SessionDict } from '../../sessions/values.ts'
-import { migratedRoute } from '../route.ts'
+import { migratedRoute } from '../../core/route.ts'
 
 const PREFERENCES_KEY = 'preferences'
 

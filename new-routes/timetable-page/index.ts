@@ -1,5 +1,5 @@
 // The new timetable page, rendered by ficus instead of legacy.
-import { migratedRoute } from '../route.ts'
+import { migratedRoute } from '../../core/route.ts'
 import { page } from '../page.ts'
 
 const LESSONS = [['09:00', 'Maths'], ['10:00', 'English'], ['11:15', 'Science'], ['13:30', 'Art']]

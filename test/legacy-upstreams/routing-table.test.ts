@@ -14,7 +14,7 @@ import { pino } from 'pino'
 import { Flags } from '../../flags/flags.ts'
 import { decisionsFor } from '../../proxy/decisions.ts'
 import { legacyRouterOf } from '../../proxy/server.ts'
-import { migratedRoute } from '../../new-routes/route.ts'
+import { migratedRoute } from '../../core/route.ts'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
 

@@ -14,7 +14,7 @@ import { startWsEchoApp } from '../helpers/ws-echo.ts'
 import { startRecordingLegacy, waitFor } from '../helpers/recording-legacy.ts'
 import { ATTENDANCE_FLAG, closedPort, DEFAULT_TENANTS, flagsOnFor, rawRequest, spawnFicus, startProxy, writeJson } from '../helpers/proxy-kit.ts'
 import { signedInSessions } from '../helpers/signed-in.ts'
-import { migratedRoute } from '../../new-routes/route.ts'
+import { migratedRoute } from '../../core/route.ts'
 
 const wsApp = await startWsEchoApp(t)
 const zope = await startRecordingLegacy(t)

@@ -3,7 +3,7 @@
 // JSON access log line with its fields and no cookie or token in any line.
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
-import { migratedRoute } from '../../new-routes/route.ts'
+import { migratedRoute } from '../../core/route.ts'
 import { flagsFor, startSafetyKit } from '../helpers/safety-kit.ts'
 import { parsePrometheusText, sampleSum, sampleValue } from '../helpers/prometheus-text.ts'
 

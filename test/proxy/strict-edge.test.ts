@@ -7,7 +7,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { METHODS } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { migratedRoute } from '../../new-routes/route.ts'
+import { migratedRoute } from '../../core/route.ts'
 import { ATTENDANCE_FLAG, ATTENDANCE_ROUTE, RawConnection, flagsOnFor, rawRequest, startProxy, type ProxyKit, type RawResponse } from '../helpers/proxy-kit.ts'
 
 type Tap = { teardown (fn: () => unknown): void }

@@ -3,7 +3,7 @@
 // and after the cool-down one probe closes it again.
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
-import { migratedRoute } from '../../new-routes/route.ts'
+import { migratedRoute } from '../../core/route.ts'
 import { flagsFor, startSafetyKit, waitFor } from '../helpers/safety-kit.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 

@@ -3,7 +3,7 @@
 // counted; a POST (or any other method) is never replayed: the client gets the error.
 import t from 'tap'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { migratedRoute, type MigratedRoute } from '../../new-routes/route.ts'
+import { migratedRoute, type MigratedRoute } from '../../core/route.ts'
 import { flagsFor, startSafetyKit, waitFor, type SafetyKit } from '../helpers/safety-kit.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import type { Test } from 'tap'

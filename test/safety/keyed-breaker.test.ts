@@ -1,7 +1,8 @@
 // The keyed breaker (safety/breaker.ts) on an injected clock: trips per key on the error rate
 // of its window, lets one probe through after the cool-down, and stays within its memory bound.
 import t from 'tap'
-import { KeyedBreaker, type BreakerTransition } from '../../safety/breaker.ts'
+import type { BreakerTransition } from '../../core/safety-events.ts'
+import { KeyedBreaker } from '../../safety/breaker.ts'
 
 function breaker (overrides: Partial<ConstructorParameters<typeof KeyedBreaker>[0]> = {}): { breaker: KeyedBreaker, clock: { now: number }, transitions: BreakerTransition[] } {
   const clock = { now: 1_000_000 }

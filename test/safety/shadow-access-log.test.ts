@@ -2,7 +2,7 @@
 // the replays still run and are counted as their own backend in /metrics.
 import t from 'tap'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { migratedRoute } from '../../new-routes/route.ts'
+import { migratedRoute } from '../../core/route.ts'
 import { flagsFor, startSafetyKit, waitFor } from '../helpers/safety-kit.ts'
 import { signedInSessions } from '../helpers/signed-in.ts'
 

@@ -4,7 +4,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { migratedRoute, type MigratedRoute } from '../../new-routes/route.ts'
+import { migratedRoute, type MigratedRoute } from '../../core/route.ts'
 import { flagsFor, startSafetyKit, waitFor, type SafetyKit } from '../helpers/safety-kit.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
 import type { LegacyHandler } from '../helpers/recording-legacy.ts'

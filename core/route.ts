@@ -1,4 +1,7 @@
-import type { AccessRule } from '../access/rules.ts'
+// The contract between the edge and a migrated route: what a route declares next to its handler.
+// It lives in the core because the edge, the safety nets, access, metrics and the console all read
+// it, and `new-routes/` only provides values of it.
+import type { AccessRule } from './access-rule.ts'
 import type { FastifyRequest, FastifySchema, HTTPMethods, RouteGenericInterface, RouteHandlerMethod, RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression } from 'fastify'
 import type { Duplex } from 'node:stream'
 
