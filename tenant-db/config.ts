@@ -3,6 +3,7 @@
 // PGlite database, so the demo needs no server.
 import { fileURLToPath } from 'node:url'
 import { readSet, readWholeNumber, type Env } from '../config/env.ts'
+import { DATABASE_NAME_PLACEHOLDER } from '../tenants/database-url.ts'
 
 // This module runs from tenant-db/ or from dist/tenant-db/; the SQL files stay in the source tree.
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../migrations/' : '../migrations/', import.meta.url))
@@ -18,9 +19,6 @@ export const TENANT_DB_DEFAULTS = Object.freeze({
   TENANT_PGLITE_MAX: 8,
   MIGRATIONS_DIR: DEFAULT_MIGRATIONS_DIR
 })
-
-/** The placeholder a database URL template must contain, replaced by the tenant row's database name. */
-export const DATABASE_NAME_PLACEHOLDER = '{database}'
 
 export interface TenantDbConfig {
   /** The control database holding the `tenants` table; undefined = embedded PGlite per school. Not enumerable. */
@@ -84,21 +82,4 @@ export function parseTenantDbConfig (env: Env, problems: string[]): TenantDbConf
   Object.defineProperty(config, 'databaseUrl', { value: databaseUrl, enumerable: false })
   Object.defineProperty(config, 'databaseUrlTemplate', { value: databaseUrlTemplate, enumerable: false })
   return Object.freeze(config as typeof config & Pick<TenantDbConfig, 'databaseUrl' | 'databaseUrlTemplate'>)
-}
-
-/** A connection string fit for logs: the password, if any, is replaced. */
-export function redactUrl (raw: string): string {
-  try {
-    const url = new URL(raw)
-    if (url.password !== '') url.password = '***'
-    return url.toString()
-  } catch {
-    return '(unparsable URL)'
-  }
-}
-
-/** The tenant database URL from the template and a database name, or undefined when either is missing. */
-export function databaseUrlFromTemplate (template: string | undefined, databaseName: string | null | undefined): string | undefined {
-  if (template === undefined || databaseName === null || databaseName === undefined || databaseName === '') return undefined
-  return template.replace(DATABASE_NAME_PLACEHOLDER, encodeURIComponent(databaseName))
 }

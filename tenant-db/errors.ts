@@ -9,7 +9,6 @@ export const TenantDbErrors = defineErrors({
   FICUS_ERR_TENANT_DB_CLOSED: { statusCode: 503, message: 'The school databases are shutting down' },
   FICUS_ERR_TENANT_DB_UNCONFIGURED: { statusCode: 500, message: 'The school has no database configured' },
   FICUS_ERR_TENANT_DB_TX_FINISHED: { statusCode: 500, message: 'A query was sent on a transaction that has already ended' },
-  FICUS_ERR_PG_REGISTRY_UNAVAILABLE: { statusCode: 503, message: 'The tenant registry database cannot be read' },
   FICUS_ERR_MIGRATION_CHANGED: { statusCode: 500, message: 'An applied migration was edited afterwards' },
   FICUS_ERR_MIGRATION_FAILED: { statusCode: 500, message: 'A migration failed' }
 })

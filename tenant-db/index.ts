@@ -6,7 +6,7 @@ import type { TenantDatabase, TenantDatabases } from './database.ts'
 import { loadMigrations } from './migrate.ts'
 import type { PgTenantDatabasesOptions } from './pg-databases.ts'
 
-export { parseTenantDbConfig, redactUrl, databaseUrlFromTemplate, TENANT_DB_DEFAULTS, DEFAULT_MIGRATIONS_DIR } from './config.ts'
+export { parseTenantDbConfig, TENANT_DB_DEFAULTS, DEFAULT_MIGRATIONS_DIR } from './config.ts'
 export type { TenantDbConfig } from './config.ts'
 export type { QueryResult, Row, TenantDatabase, TenantDatabases, TenantDatabasesStats, TenantQueryable, TenantTransaction } from './database.ts'
 export { TenantDbErrors } from './errors.ts'

@@ -5,8 +5,8 @@
 // also when it reconnects). LISTEN needs a session: point DATABASE_URL at PostgreSQL or at a
 // session-mode pooler, not at a transaction-mode PgBouncer (there only the periodic reload works).
 import { Client } from 'pg'
-import { databaseUrlFromTemplate, redactUrl } from '../tenant-db/config.ts'
-import { TenantDbErrors } from '../tenant-db/errors.ts'
+import { databaseUrlFromTemplate, redactUrl } from './database-url.ts'
+import { TenantErrors } from './errors.ts'
 import type { TenantRegistry } from './registry.ts'
 import { TENANT_ID_PATTERN, TENANT_STATUSES } from './tenant.ts'
 import type { Tenant, TenantStatus } from './tenant.ts'
@@ -67,7 +67,7 @@ export class PgTenantRegistry implements TenantRegistry {
     try {
       await this.#connect()
     } catch (error) {
-      throw TenantDbErrors.FICUS_ERR_PG_REGISTRY_UNAVAILABLE(this.source, { cause: error })
+      throw TenantErrors.FICUS_ERR_PG_REGISTRY_UNAVAILABLE(this.source, { cause: error })
     }
     const refreshMs = this.#options.refreshMs ?? DEFAULT_REGISTRY_REFRESH_MS
     this.#timer = setInterval(() => {
@@ -164,7 +164,7 @@ export class PgTenantRegistry implements TenantRegistry {
 
   async #readAll (): Promise<void> {
     const client = this.#client
-    if (client === undefined) throw TenantDbErrors.FICUS_ERR_PG_REGISTRY_UNAVAILABLE(`${this.source}: not connected`)
+    if (client === undefined) throw TenantErrors.FICUS_ERR_PG_REGISTRY_UNAVAILABLE(`${this.source}: not connected`)
     const { rows } = await client.query<TenantRow>(SELECT_TENANTS)
     const previous = this.#tenants
     const next = new Map<string, Tenant>()

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { DEFAULT_MIGRATIONS_DIR, parseTenantDbConfig, redactUrl, TENANT_DB_DEFAULTS } from '../../tenant-db/config.ts'
+import { DEFAULT_MIGRATIONS_DIR, parseTenantDbConfig, TENANT_DB_DEFAULTS } from '../../tenant-db/config.ts'
+import { redactUrl } from '../../tenants/database-url.ts'
 
 t.test('defaults: embedded databases, named default bounds', async (t) => {
   const problems: string[] = []
