@@ -1,6 +1,7 @@
 // The console's pages: plain server-rendered HTML and one small stylesheet, no script, so it
 // works without a build step and entirely from the keyboard (links, buttons and labelled fields
 // in reading order, a visible focus ring). Every value shown is escaped.
+import type { FicusError } from '../errors/index.ts'
 import { escapeHtml as e } from '../html/escape.ts'
 import type { MigratedRoute } from '../core/route.ts'
 import type { ShadowCounts, ShadowMismatch } from '../safety/shadow.ts'
@@ -58,8 +59,8 @@ export function signInPage (error: string | undefined, adminOnly: boolean): stri
 <button class="primary" type="submit">Sign in</button></form>`)
 }
 
-export function errorPage (status: number, code: string, message: string, user?: PageUser, back?: string): string {
-  return layout(status === 404 ? 'Not found' : 'Not done', `<div class="notice bad" role="alert"><p>${e(message)}</p><p><small>${e(code)}</small></p></div>
+export function errorPage (error: FicusError, user?: PageUser, back?: string): string {
+  return layout(error.statusCode === 404 ? 'Not found' : 'Not done', `<div class="notice bad" role="alert"><p>${e(error.message)}</p><p><small>${e(error.code)}</small></p></div>
 <p><a href="${e(back ?? '/console')}">Back</a></p>`, user)
 }
 

@@ -2,6 +2,7 @@
 // forms that preview and save moves. Every POST but sign-in needs the session's CSRF token and,
 // when the browser sends one, an Origin of this listener; pages are never cached or framed.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { CommonErrors } from '../core/errors.ts'
 import { FicusError } from '../errors/index.ts'
 import { ConsoleErrors } from './errors.ts'
 import { clearedCookie, csrfMatches, sessionCookie, type ConsoleAuth, type ConsoleSession } from './auth.ts'
@@ -54,7 +55,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
       if (path === '/console/sign-in') return
       if (request.consoleSession === null) {
         if (request.method === 'GET' || request.method === 'HEAD') return reply.code(303).header('location', '/console/sign-in').send()
-        return html(reply, 401, errorPage(401, 'FICUS_ERR_CONSOLE_SIGN_IN', ConsoleErrors.table.FICUS_ERR_CONSOLE_SIGN_IN.message, undefined, '/console/sign-in'))
+        return refuse(reply, ConsoleErrors.FICUS_ERR_CONSOLE_SIGN_IN(), undefined, '/console/sign-in')
       }
     })
     app.addHook('preHandler', async (request, reply) => {
@@ -63,21 +64,21 @@ export function consolePlugin (options: ConsolePluginOptions) {
       const sameOrigin = origin === undefined || origin === `http://${request.headers.host ?? ''}` || origin === `https://${request.headers.host ?? ''}`
       // Sign-in has no session yet: only the origin is checked (SameSite=Strict does the rest).
       if (request.url === '/console/sign-in') {
-        if (!sameOrigin) return html(reply, 403, errorPage(403, 'FICUS_ERR_CONSOLE_CSRF', ConsoleErrors.table.FICUS_ERR_CONSOLE_CSRF.message))
+        if (!sameOrigin) return refuse(reply, ConsoleErrors.FICUS_ERR_CONSOLE_CSRF())
         return
       }
       const session = request.consoleSession as ConsoleSession
       if (!sameOrigin || !csrfMatches(session, (request.body as Form | undefined)?.csrf)) {
-        return html(reply, 403, errorPage(403, 'FICUS_ERR_CONSOLE_CSRF', ConsoleErrors.table.FICUS_ERR_CONSOLE_CSRF.message, pageUser(session)))
+        return refuse(reply, ConsoleErrors.FICUS_ERR_CONSOLE_CSRF(), pageUser(session))
       }
     })
     app.setErrorHandler((error, request, reply) => {
       const user = request.consoleSession === null ? undefined : pageUser(request.consoleSession)
-      if (error instanceof FicusError) return html(reply, error.statusCode, errorPage(error.statusCode, error.code, error.message, user))
+      if (error instanceof FicusError) return refuse(reply, error, user)
       const status = (error as { statusCode?: number }).statusCode
-      if (typeof status === 'number' && status >= 400 && status < 500) return html(reply, status, errorPage(status, 'FICUS_ERR_VALIDATION', 'The request was not understood', user))
+      if (typeof status === 'number' && status >= 400 && status < 500) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('the request was not understood', { statusCode: status, cause: error }), user)
       request.log.error({ err: error }, 'console request failed')
-      return html(reply, 500, errorPage(500, 'FICUS_ERR_INTERNAL', 'Something went wrong; nothing was saved unless the history says so.', user))
+      return refuse(reply, CommonErrors.FICUS_ERR_INTERNAL('nothing was saved unless the history says so', { cause: error }), user)
     })
 
     app.get('/console/sign-in', async (request, reply) => {
@@ -107,7 +108,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
       const route = migration.route(request.query.route ?? '')
       const school = migration.school((request.query.school ?? '').toLowerCase())
       const user = pageUser(request.consoleSession as ConsoleSession)
-      if (route === undefined || school === undefined) return html(reply, 404, errorPage(404, 'FICUS_ERR_VALIDATION', 'No such route or school.', user))
+      if (route === undefined || school === undefined) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('no such route or school', { statusCode: 404 }), user)
       const cell = await migration.cell(route, school)
       return html(reply, 200, cellPage({ user, freeze: migration.freezeNow(), route, school, ...cell, saved: await saved(migration, request.query.saved) }))
     })
@@ -115,7 +116,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
     app.get<{ Querystring: { route?: string, saved?: string } }>('/console/route', async (request, reply) => {
       const route = migration.route(request.query.route ?? '')
       const user = pageUser(request.consoleSession as ConsoleSession)
-      if (route === undefined) return html(reply, 404, errorPage(404, 'FICUS_ERR_VALIDATION', 'No such route.', user))
+      if (route === undefined) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('no such route', { statusCode: 404 }), user)
       return html(reply, 200, routePage({
         user, freeze: migration.freezeNow(), route, cohorts: [...migration.cohorts().keys()], history: await migration.history({ route: route.name }),
         saved: await saved(migration, request.query.saved), hasShadow: true
@@ -125,7 +126,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
     app.get<{ Querystring: { id?: string } }>('/console/school', async (request, reply) => {
       const school = migration.school((request.query.id ?? '').toLowerCase())
       const user = pageUser(request.consoleSession as ConsoleSession)
-      if (school === undefined) return html(reply, 404, errorPage(404, 'FICUS_ERR_VALIDATION', 'No such school.', user))
+      if (school === undefined) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('no such school', { statusCode: 404 }), user)
       const rows = migration.routes.map((route) => ({
         route,
         side: migration.side(route, school),
@@ -302,6 +303,11 @@ function pageUser (session: ConsoleSession): PageUser {
 
 function html (reply: FastifyReply, status: number, body: string): FastifyReply {
   return reply.code(status).type('text/html; charset=utf-8').send(body)
+}
+
+/** The console's error page for `error`, with its status, message and code. */
+function refuse (reply: FastifyReply, error: FicusError, user?: PageUser, back?: string): FastifyReply {
+  return html(reply, error.statusCode, errorPage(error, user, back))
 }
 
 export type { FastifyRequest }

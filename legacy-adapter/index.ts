@@ -11,12 +11,12 @@ import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Agent, Pool } from 'undici'
 import { currentForwardSignal } from '../cancellation/request-scope.ts'
+import { CommonErrors } from '../core/errors.ts'
 import { FicusError } from '../errors/index.ts'
 import { LegacyErrors } from './errors.ts'
 import { endToEndResponseHeaders, hostOnlyCookie, removeRequestHeaders, setForwardingHeaders } from './headers.ts'
 import type { LegacyRouter, LegacyUpstream } from './upstreams.ts'
 import { offeredProtocols, upgradeRequestHead, type PendingUpgrade, type Tunnels } from './tunnel.ts'
-import { ProxyErrors } from '../proxy/errors.ts'
 
 export interface LegacyAdapterOptions {
   /** Which upstream serves which path, and each upstream's pool settings. */
@@ -155,7 +155,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     const offered = offeredProtocols(request.headers.upgrade)
     // Only a protocol the upstream is declared to speak: anything else could be read two ways.
     if (offered.length === 0 || !offered.every((protocol) => upstream.upgrades.includes(protocol))) {
-      return this.send(ProxyErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(`${(request.headers.upgrade ?? '').slice(0, 64)} is not tunnelled to this path's legacy app`))
+      return this.send(CommonErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(`${(request.headers.upgrade ?? '').slice(0, 64)} is not tunnelled to this path's legacy app`))
     }
     if (tunnels.full) return this.send(LegacyErrors.FICUS_ERR_TUNNEL_LIMIT(`${tunnels.limits.max} open`))
     const headers = { ...request.headers }

@@ -1,7 +1,10 @@
 // The admin listener: health for the orchestrator and, in later stages, tools for engineers.
 // It listens on its own address (loopback by default) and never on the public port.
 import { timingSafeEqual } from 'node:crypto'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
+import { CommonErrors } from '../core/errors.ts'
+import type { FicusError } from '../errors/index.ts'
+import { TenantErrors } from '../tenants/errors.ts'
 import { ProxyErrors } from './errors.ts'
 import { sendError } from './error-reply.ts'
 
@@ -78,10 +81,10 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
     admin.get<{ Querystring: { tenant?: string } }>('/decisions', async (request, reply) => {
       const tenantId = request.query.tenant
       if (tenantId === undefined || tenantId === '') {
-        return reply.code(400).send({ error: { code: 'FICUS_ERR_VALIDATION', message: 'the tenant query parameter is required, e.g. /decisions?tenant=school-a' } })
+        return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('the tenant query parameter is required, e.g. /decisions?tenant=school-a', { statusCode: 400 }))
       }
       const result = decisions(tenantId.toLowerCase())
-      if (result === undefined) return reply.code(404).send({ error: { code: 'FICUS_ERR_TENANT_UNKNOWN', message: `no school "${tenantId}" in the registry` } })
+      if (result === undefined) return refuse(reply, TenantErrors.FICUS_ERR_TENANT_UNKNOWN(`no school "${tenantId}" in the registry`))
       return result
     })
   }
@@ -96,15 +99,15 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
 
   const safety = parts.safety
   if (safety !== undefined) {
-    const unknownRoute = (route: string): object => ({ error: { code: 'FICUS_ERR_VALIDATION', message: `no migrated route named "${route}"` } })
+    const unknownRoute = (reply: FastifyReply, route: string): FastifyReply => refuse(reply, CommonErrors.FICUS_ERR_VALIDATION(`no migrated route named "${route}"`, { statusCode: 404 }))
     admin.get<{ Querystring: { route?: string } }>('/shadow', async (request, reply) => {
       const summary = safety.shadowSummary(request.query.route)
-      if (summary === undefined) return reply.code(404).send(unknownRoute(request.query.route ?? ''))
+      if (summary === undefined) return unknownRoute(reply, request.query.route ?? '')
       return { routes: summary }
     })
     admin.get<{ Querystring: { route?: string } }>('/shadow/mismatches', async (request, reply) => {
       const mismatches = safety.mismatches(request.query.route)
-      if (mismatches === undefined) return reply.code(404).send(unknownRoute(request.query.route ?? ''))
+      if (mismatches === undefined) return unknownRoute(reply, request.query.route ?? '')
       return { routes: mismatches }
     })
     admin.get('/breakers', async () => ({ notClosed: safety.breakers() }))
@@ -113,4 +116,9 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
   if (parts.console !== undefined) await admin.register(parts.console)
 
   return admin
+}
+
+/** The admin API answers scripts: its refusals are JSON whatever the client accepts. */
+function refuse (reply: FastifyReply, error: FicusError): FastifyReply {
+  return reply.code(error.statusCode).send({ error: { code: error.code, message: error.message } })
 }

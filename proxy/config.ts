@@ -13,6 +13,7 @@ import { parseAccessConfig, type AccessConfig } from '../access/config.ts'
 import { TENANT_ID_PATTERN } from '../tenants/tenant.ts'
 import { fileURLToPath } from 'node:url'
 import { readOneOf, readSet, readWholeNumber, type Env } from '../config/env.ts'
+import { StartupErrors, type StartupCode } from './errors.ts'
 import { allowedHeaderProblem } from '../legacy-adapter/headers.ts'
 import { parseLegacyTable, PROTOCOL, type LegacyTableSpec } from '../legacy-adapter/upstreams.ts'
 
@@ -164,11 +165,11 @@ export interface UnleashConfig {
 }
 
 export class ConfigError extends Error {
-  readonly code = 'FICUS_ERR_CONFIG'
+  readonly code: StartupCode = 'FICUS_ERR_CONFIG'
   readonly problems: readonly string[]
 
   constructor (problems: readonly string[]) {
-    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    super(`${StartupErrors.table.FICUS_ERR_CONFIG.message}:\n  - ${problems.join('\n  - ')}`)
     this.name = 'ConfigError'
     this.problems = problems
   }

@@ -1,6 +1,7 @@
 // What a client sees when ficus itself answers with an error: a short page (or JSON for API
 // clients) with a stable code and the request id, never a stack, an upstream address or a cause.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { CommonErrors } from '../core/errors.ts'
 import { FicusError } from '../errors/index.ts'
 import { ProxyErrors } from './errors.ts'
 import { escapeHtml } from '../html/escape.ts'
@@ -10,13 +11,15 @@ export function toFicusError (error: FastifyError | Error): FicusError {
   const fastifyError = error as FastifyError
   if (fastifyError.validation !== undefined) {
     // Schema failures on migrated routes name the offending field: `body/status must be equal to one of ...`.
-    return ProxyErrors.FICUS_ERR_VALIDATION(fastifyError.message, { cause: error })
+    return CommonErrors.FICUS_ERR_VALIDATION(fastifyError.message, { cause: error })
   }
   const status = fastifyError.statusCode
   if (status !== undefined && status >= 400 && status < 500) {
-    return new FicusError(fastifyError.code ?? 'FICUS_ERR_BAD_REQUEST', { statusCode: status, message: fastifyError.message })
+    // fastify's own client errors keep fastify's code (FST_ERR_*, from fastify's table).
+    if (fastifyError.code === undefined) return ProxyErrors.FICUS_ERR_BAD_REQUEST(fastifyError.message, { statusCode: status, cause: error })
+    return new FicusError(fastifyError.code, { statusCode: status, message: fastifyError.message })
   }
-  return ProxyErrors.FICUS_ERR_INTERNAL(undefined, { cause: error })
+  return CommonErrors.FICUS_ERR_INTERNAL(undefined, { cause: error })
 }
 
 export function sendError (request: FastifyRequest, reply: FastifyReply, error: FicusError): FastifyReply {

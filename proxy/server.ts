@@ -14,6 +14,7 @@ import type { FlagContext } from '../flags/flag-context.ts'
 import { writeAccessLog } from '../metrics/access-log.ts'
 import { FicusMetrics, ROUTE_NONE, ROUTE_UNMIGRATED } from '../metrics/registry.ts'
 import { INTERNAL_HEADER, SafetyNet, type RouteGuard as SafetyGuard } from '../safety/safety-net.ts'
+import { CommonErrors } from '../core/errors.ts'
 import type { MigratedRoute } from '../core/route.ts'
 import { HostResolver } from '../tenants/host.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
@@ -315,7 +316,7 @@ function upgradeGate (route: MigratedRoute) {
   return function upgradeGate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const pending = pendingUpgrade(request.raw)
     if (pending === undefined || offeredProtocols(request.headers.upgrade).length === 0) return done()
-    if (route.upgrade === undefined) return done(ProxyErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(`route ${route.name} does not accept upgrades`))
+    if (route.upgrade === undefined) return done(CommonErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(`route ${route.name} does not accept upgrades`))
     reply.hijack()
     ;(reply.raw as ServerResponse).detachSocket(pending.socket as Socket)
     route.upgrade(request, pending.socket, pending.head)
@@ -324,5 +325,5 @@ function upgradeGate (route: MigratedRoute) {
 
 // Unreachable: the dispatch hook forwards every request of these routes before their handler.
 async function legacyOnly (): Promise<never> {
-  throw ProxyErrors.FICUS_ERR_INTERNAL('catch-all handler reached')
+  throw CommonErrors.FICUS_ERR_INTERNAL('catch-all handler reached')
 }

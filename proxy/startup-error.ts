@@ -1,9 +1,10 @@
 // Startup failures an operator fixes in the environment or in a file (a port already taken, a
 // broken tenants file): one message on stderr naming the variable (and the file), exit code 1,
 // no stack trace. Anything else that fails at startup is a bug and keeps its stack.
+import type { StartupCode } from './errors.ts'
 
 export class StartupError extends Error {
-  readonly code = 'FICUS_ERR_STARTUP'
+  readonly code: StartupCode = 'FICUS_ERR_STARTUP'
 
   constructor (message: string, options?: { cause?: unknown }) {
     super(message, options)

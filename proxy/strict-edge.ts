@@ -5,6 +5,7 @@
 // request ends, which is how requests are smuggled).
 import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { CommonErrors } from '../core/errors.ts'
 import type { FicusError } from '../errors/index.ts'
 import { ProxyErrors } from './errors.ts'
 import { errorPage } from './error-reply.ts'
@@ -25,7 +26,7 @@ export function edgeRefusal (raw: IncomingMessage): FicusError | undefined {
     // body would be read by nobody, so an upgrade request carries none. Elsewhere node serves the
     // offer as a plain request, which only a bare h2c offer may be.
     const listened = pendingUpgrade(raw) !== undefined
-    if (listened ? hasBody(raw) : !onlyH2c(headers.upgrade)) return ProxyErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(headers.upgrade.slice(0, 64))
+    if (listened ? hasBody(raw) : !onlyH2c(headers.upgrade)) return CommonErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(headers.upgrade.slice(0, 64))
   }
   if ((method === 'GET' || method === 'HEAD') && hasBody(raw)) {
     return ProxyErrors.FICUS_ERR_BODY_NOT_ALLOWED(method)
