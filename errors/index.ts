@@ -6,7 +6,7 @@ export interface ErrorSpec {
   readonly message: string
 }
 
-export interface ErrorOptions {
+export interface FicusErrorOptions {
   readonly cause?: unknown
   /**
    * The status of this one answer, where a surface gives the same failure another status than the
@@ -20,7 +20,7 @@ export class FicusError extends Error {
   readonly code: string
   readonly statusCode: number
 
-  constructor (code: string, spec: ErrorSpec, detail?: string, options?: ErrorOptions) {
+  constructor (code: string, spec: ErrorSpec, detail?: string, options?: FicusErrorOptions) {
     super(detail === undefined ? spec.message : `${spec.message}: ${detail}`, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'FicusError'
     this.code = code
@@ -34,7 +34,7 @@ export class FicusError extends Error {
  * unique across the project (checked by test/errors/codes.test.ts).
  */
 export function defineErrors<const T extends Record<string, ErrorSpec>> (table: T) {
-  const makers = {} as { [K in keyof T]: (detail?: string, options?: ErrorOptions) => FicusError }
+  const makers = {} as { [K in keyof T]: (detail?: string, options?: FicusErrorOptions) => FicusError }
   for (const code of Object.keys(table) as Array<keyof T & string>) {
     const spec = table[code] as ErrorSpec
     makers[code] = (detail, options) => new FicusError(code, spec, detail, options)
