@@ -84,7 +84,7 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
         return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('the tenant query parameter is required, e.g. /decisions?tenant=school-a', { statusCode: 400 }))
       }
       const result = decisions(tenantId.toLowerCase())
-      if (result === undefined) return refuse(reply, TenantErrors.FICUS_ERR_TENANT_UNKNOWN(`no school "${tenantId}" in the registry`))
+      if (result === undefined) return refuse(reply, TenantErrors.FICUS_ERR_TENANT_UNKNOWN(`"${tenantId}" is not in the registry`))
       return result
     })
   }
