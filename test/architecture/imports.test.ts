@@ -12,7 +12,7 @@ type Allowed = Readonly<Record<string, readonly string[] | 'everything'>>
  * import, nor be imported: a new folder takes its place here first. The table has no cycle
  * (checked below), so the folders form layers and any folder can be read or deleted from the top.
  */
-export const ALLOWED: Allowed = {
+const ALLOWED: Allowed = {
   // The core: the route contract, the backend labels, the safety events and the codes several
   // surfaces answer with. It is what the other folders agree on, so it depends on none of them.
   // errors/ (the base FicusError and the table makers) is core too, in its own folder.
@@ -59,7 +59,7 @@ const OUTSIDE = ['test', 'bench', 'docs']
  * Folders the rest of the product may enter through these files only. The migrated features are
  * read through their route list, so a route added, moved or deleted changes nothing elsewhere.
  */
-export const ENTRY_POINTS: Readonly<Record<string, readonly string[]>> = {
+const ENTRY_POINTS: Readonly<Record<string, readonly string[]>> = {
   'new-routes': ['new-routes/index.ts']
 }
 
@@ -71,7 +71,7 @@ function folderOf (path: string): string {
 }
 
 /** Every relative import of each file (static, type-only, re-export, dynamic) that leaves its folder. */
-export function crossFolderArrows (files: ReadonlyMap<string, string>): Arrow[] {
+function crossFolderArrows (files: ReadonlyMap<string, string>): Arrow[] {
   const arrows: Arrow[] = []
   for (const [file, text] of files) {
     // The compiler's own scanner: imports inside strings and comments (templates of generated
@@ -88,7 +88,7 @@ export function crossFolderArrows (files: ReadonlyMap<string, string>): Arrow[] 
 }
 
 /** The arrows the table does not allow, each as a sentence naming the file and the rule. */
-export function forbiddenArrows (arrows: readonly Arrow[], allowed: Allowed): string[] {
+function forbiddenArrows (arrows: readonly Arrow[], allowed: Allowed): string[] {
   const problems: string[] = []
   for (const { file, target, from, to } of arrows) {
     const rule = allowed[from]
@@ -104,7 +104,7 @@ export function forbiddenArrows (arrows: readonly Arrow[], allowed: Allowed): st
 }
 
 /** A cycle of the table, as `a -> b -> a`, or undefined when its arrows all run one way. */
-export function cycleOf (allowed: Allowed): string | undefined {
+function cycleOf (allowed: Allowed): string | undefined {
   const targets = (folder: string): readonly string[] => {
     const rule = allowed[folder] ?? []
     return rule === 'everything' ? Object.keys(allowed).filter((other) => other !== folder) : rule
