@@ -2,17 +2,18 @@
 // binary, 1 MiB frames), the same school, path and cookie rules as any request (another school's
 // session cookie never reaches legacy), only upstreams declared to speak WebSocket get tunnels,
 // a migrated route may take upgrades itself, idle tunnels close, the per-process cap holds, and
-// on SIGTERM a real ficus process keeps tunnels through the drain, then closes them cleanly.
+// on SIGTERM a real ficus process keeps tunnels through the drain, then closes them with a close
+// handshake (1001) that never cuts a frame in two.
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import { startWsEchoApp } from '../helpers/ws-echo.ts'
 import { startRecordingLegacy, waitFor } from '../helpers/recording-legacy.ts'
-import { ATTENDANCE_FLAG, closedPort, DEFAULT_TENANTS, flagsOnFor, rawRequest, spawnFicus, startProxy, writeJson } from '../helpers/proxy-kit.ts'
+import { ATTENDANCE_FLAG, closedPort, DEFAULT_TENANTS, flagsOnFor, rawRequest, spawnFicus, startProxy, writeJson, type FicusProcess } from '../helpers/proxy-kit.ts'
 import { signedInSessions } from '../helpers/signed-in.ts'
 import { migratedRoute } from '../../new-routes/route.ts'
 
@@ -191,29 +192,63 @@ t.test('a busy tunnel is closed at its total lifetime', async (t) => {
   t.ok(messages.length > 3, 'it was busy all along')
 })
 
-t.test('SIGTERM: tunnels stay open through the drain, then are closed cleanly; ficus exits 0', async (t) => {
+const DRAIN_MS = 1_500
+
+/** ficus as it runs in production, in its own process, in front of the same upstreams. */
+async function ficusProcess (t: Test): Promise<{ ficus: FicusProcess, port: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'ficus-tunnel-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeJson(join(dir, 'tenants.json'), DEFAULT_TENANTS)
   writeJson(join(dir, 'flags.json'), flagsOnFor([]))
-  const drainMs = 1_500
   const ficus = spawnFicus(t, {
-    HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', LEGACY_UPSTREAMS: table, TENANTS_FILE: join(dir, 'tenants.json'), FLAGS_FILE: join(dir, 'flags.json'), LOG_LEVEL: 'info', DRAIN_DELAY_MS: String(drainMs)
+    HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', LEGACY_UPSTREAMS: table, TENANTS_FILE: join(dir, 'tenants.json'), FLAGS_FILE: join(dir, 'flags.json'), LOG_LEVEL: 'info', DRAIN_DELAY_MS: String(DRAIN_MS)
   })
   const serving = await ficus.waitForLog((line) => line.msg === 'ficus is serving', 'ficus is serving')
-  const port = Number(new URL(String(serving.public)).port)
+  return { ficus, port: Number(new URL(String(serving.public)).port) }
+}
+
+t.test('SIGTERM: tunnels stay open through the drain, then are closed with 1001 both ways; ficus exits 0', async (t) => {
+  const { ficus, port } = await ficusProcess(t)
   const { ws, messages } = await open('/live/shutdown', { port })
+  const closed = once(ws, 'close') as Promise<[number]>
   const closeCodesBefore = wsApp.closeCodes.length
   const signalled = performance.now()
   ficus.child.kill('SIGTERM')
-  await new Promise((resolve) => setTimeout(resolve, drainMs / 3))
+  await new Promise((resolve) => setTimeout(resolve, DRAIN_MS / 3))
   ws.send('during the drain')
   await waitFor(() => messages.length === 1, 5_000, 'an echo during the drain')
   t.equal(messages[0]?.data.toString('utf8'), 'during the drain', 'the tunnel still carries messages while draining')
-  await once(ws, 'close')
-  t.ok(performance.now() - signalled >= drainMs - 50, `closed after the drain (${Math.round(performance.now() - signalled)} ms)`)
+  const [code] = await closed
+  t.ok(performance.now() - signalled >= DRAIN_MS - 50, `closed after the drain (${Math.round(performance.now() - signalled)} ms)`)
+  t.equal(code, 1001, 'the client got a close frame: going away')
   await waitFor(() => wsApp.closeCodes.length > closeCodesBefore, 5_000, 'legacy\'s side to close too')
+  t.equal(wsApp.closeCodes.at(-1), 1001, 'legacy got a close frame too, masked as a client\'s must be')
   const exit = await ficus.exited
   t.same(exit, { code: 0, signal: null }, 'a clean exit, nothing cut')
   t.ok(ficus.logs.some((line) => line.msg === 'upgrade tunnels closed' && line.tunnels === 1))
+})
+
+t.test('SIGTERM with a 1 MiB frame on its way to the client: the frame arrives whole, then the close', async (t) => {
+  const { ficus, port } = await ficusProcess(t)
+  const { ws, messages } = await open('/live/in-flight', { port })
+  let closeCode: number | undefined
+  ws.once('close', (code: number) => { closeCode = code })
+  const closeCodesBefore = wsApp.closeCodes.length
+  // Legacy's echo stops halfway through its frame until released: ficus is inside that frame
+  // when the drain ends.
+  const release = wsApp.holdWrites(512 * 1024)
+  const frame = randomBytes(1024 * 1024)
+  ws.send(frame)
+  ficus.child.kill('SIGTERM')
+  await new Promise((resolve) => setTimeout(resolve, DRAIN_MS + 200))
+  t.equal(messages.length, 0, 'the echo was still on its way when the drain ended')
+  t.equal(closeCode, undefined, 'and no close came inside it')
+  release()
+  await waitFor(() => closeCode !== undefined, 5_000, 'the close')
+  t.equal(messages.length, 1, 'one message before the close')
+  t.ok(messages[0]?.data.equals(frame), 'the 1 MiB frame arrived whole')
+  t.equal(closeCode, 1001)
+  await waitFor(() => wsApp.closeCodes.length > closeCodesBefore, 5_000, 'legacy\'s side to close')
+  t.equal(wsApp.closeCodes.at(-1), 1001)
+  t.same(await ficus.exited, { code: 0, signal: null })
 })
