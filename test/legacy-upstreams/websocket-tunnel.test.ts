@@ -5,6 +5,8 @@
 // on SIGTERM a real ficus process keeps tunnels through the drain, then closes them with a close
 // handshake (1001) that never cuts a frame in two.
 import { once } from 'node:events'
+import type { IncomingMessage } from 'node:http'
+import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -251,4 +253,70 @@ t.test('SIGTERM with a 1 MiB frame on its way to the client: the frame arrives w
   await waitFor(() => wsApp.closeCodes.length > closeCodesBefore, 5_000, 'legacy\'s side to close')
   t.equal(wsApp.closeCodes.at(-1), 1001)
   t.same(await ficus.exited, { code: 0, signal: null })
+})
+
+/** A proxy whose every path goes to `url`, a legacy app declared to speak WebSocket. */
+async function proxyTo (t: Test, url: string): Promise<number> {
+  const only = JSON.stringify({ upstreams: { app: { url, upgrades: ['websocket'] } }, routes: {}, default: 'app' })
+  return (await startProxy(t, { env: { LEGACY_UPSTREAMS: only }, routes: [] })).port
+}
+
+t.test("legacy's 101 under the rules of any legacy answer: session cookie host-only, hop-by-hop dropped, X-Served-By; the switch kept", async (t) => {
+  const app = await startWsEchoApp(t, {
+    upgradeHeaders: ['Set-Cookie: session=abc; Domain=.localhost; Path=/', 'Set-Cookie: prefs=1; Domain=.localhost', 'Keep-Alive: timeout=5', 'Connection: X-Hop', 'X-Hop: 1', 'X-Served-By: zope', 'X-Kept: yes']
+  })
+  const port = await proxyTo(t, app.url)
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/live/cookies`, { headers: { host: 'school-a.localhost' } })
+  t.teardown(() => ws.terminate())
+  // ws emits open in the same tick as upgrade.
+  const opened = once(ws, 'open')
+  const [response] = await once(ws, 'upgrade') as [IncomingMessage]
+  await opened
+  const headers = response.headers
+  t.same(headers['set-cookie'], ['session=abc; Path=/', 'prefs=1; Domain=.localhost'], 'the session cookie is host-only, other cookies untouched')
+  t.equal(headers['x-served-by'], 'legacy')
+  t.equal(headers['keep-alive'], undefined, 'hop-by-hop headers stop at ficus')
+  t.equal(headers['x-hop'], undefined, 'and so do the ones legacy lists in Connection')
+  t.equal(headers['x-kept'], 'yes')
+  t.match(headers, { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-accept': /^[A-Za-z0-9+/]{27}=$/ }, 'what the switch needs stays')
+  ws.send('still a WebSocket')
+  const [echo] = await once(ws, 'message') as [Buffer]
+  t.equal(echo.toString('utf8'), 'still a WebSocket')
+})
+
+/** A legacy app that answers every upgrade request with `answer`, byte for byte. */
+async function rawLegacy (t: Test, answer: string): Promise<string> {
+  const server = createNetServer((socket) => {
+    socket.on('error', () => undefined)
+    socket.once('data', () => socket.end(answer, 'latin1'))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+t.test('a malformed answer to an upgrade is a 502; the client never sees it', async (t) => {
+  const folded = await rawLegacy(t, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-A: 1\r\n folded: in\r\n\r\n')
+  t.match(await refusal('/live/x', { port: await proxyTo(t, folded) }), { status: 502, body: /FICUS_ERR_LEGACY_BAD_RESPONSE/ })
+  const interim = await rawLegacy(t, 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+  t.match(await refusal('/live/x', { port: await proxyTo(t, interim) }), { status: 502, body: /FICUS_ERR_LEGACY_BAD_RESPONSE/ })
+  const silent = await rawLegacy(t, '')
+  t.match(await refusal('/live/x', { port: await proxyTo(t, silent) }), { status: 502, body: /FICUS_ERR_LEGACY_UNAVAILABLE/ }, 'closed without an answer')
+})
+
+t.test("legacy's refusal of an upgrade comes back under the same rules, its body intact", async (t) => {
+  const body = 'no tunnel for you'
+  const refusing = await rawLegacy(t, `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nSet-Cookie: session=abc; Domain=.localhost\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`)
+  const port = await proxyTo(t, refusing)
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/live/x`, { headers: { host: 'school-a.localhost' } })
+  ws.on('error', () => undefined)
+  const [, response] = await once(ws, 'unexpected-response') as [unknown, IncomingMessage]
+  let received = ''
+  for await (const chunk of response.setEncoding('utf8')) received += chunk as string
+  t.equal(response.statusCode, 403)
+  t.same(response.headers['set-cookie'], ['session=abc'])
+  t.equal(response.headers['keep-alive'], undefined)
+  t.equal(response.headers['x-served-by'], 'legacy')
+  t.equal(received, body, 'the chunked body read as legacy framed it')
 })
