@@ -111,6 +111,7 @@ export class Tunnels {
       socket.off('close', closedEarly)
       socket.off('data', onData)
       pending.socket.off('close', abandoned)
+      pending.socket.off('end', abandoned)
       return true
     }
     const failed = (error: Error): void => {
@@ -119,7 +120,12 @@ export class Tunnels {
       onFailed(error)
     }
     const closedEarly = (): void => failed(Object.assign(new Error('legacy closed the connection before answering the upgrade'), { code: 'ECONNRESET' }))
-    const abandoned = (): void => { if (settle()) socket.destroy() }
+    // The client left (a FIN is enough: the server's sockets stay half open) before legacy answered.
+    const abandoned = (): void => {
+      if (!settle()) return
+      socket.destroy()
+      pending.socket.destroy()
+    }
     const reader = new ResponseHeadReader()
     const onData = (chunk: Buffer): void => {
       let answer
@@ -137,9 +143,11 @@ export class Tunnels {
     socket.once('error', failed)
     socket.once('close', closedEarly)
     pending.socket.once('close', abandoned)
+    pending.socket.once('end', abandoned)
     socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       socket.setNoDelay(true)
-      socket.write(requestHead)
+      // latin1: Node read the client's header bytes as latin1; they go on as those bytes.
+      socket.write(requestHead, 'latin1')
       // Sent now, not once legacy answers: legacy may wait for them before it does.
       if (pending.head.length > 0) socket.write(pending.head)
       socket.on('data', onData)

@@ -242,7 +242,9 @@ t.test('SIGTERM with a 1 MiB frame on its way to the client: the frame arrives w
   const frame = randomBytes(1024 * 1024)
   ws.send(frame)
   ficus.child.kill('SIGTERM')
-  await new Promise((resolve) => setTimeout(resolve, DRAIN_MS + 200))
+  // The line ficus logs as the drain ends and it closes the tunnels; then a moment for the close.
+  await ficus.waitForLog((line) => line.msg === 'no longer accepting: finishing the requests in flight', 'the end of the drain')
+  await new Promise((resolve) => setTimeout(resolve, 150))
   t.equal(messages.length, 0, 'the echo was still on its way when the drain ended')
   t.equal(closeCode, undefined, 'and no close came inside it')
   release()
@@ -319,4 +321,31 @@ t.test("legacy's refusal of an upgrade comes back under the same rules, its body
   t.equal(response.headers['keep-alive'], undefined)
   t.equal(response.headers['x-served-by'], 'legacy')
   t.equal(received, body, 'the chunked body read as legacy framed it')
+})
+
+t.test('header bytes past ASCII reach legacy as the client sent them', async (t) => {
+  const before = wsApp.upgrades.length
+  // Node sends and reads header strings as latin1: one byte per character.
+  const { ws } = await open('/live/bytes', { cookie: 'theme=caf\u00e9' })
+  t.equal(wsApp.upgrades[before]?.headers.cookie, 'theme=caf\u00e9', 'the byte 0xE9, not its UTF-8 spelling')
+  ws.close()
+})
+
+t.test('a tunnel waiting for legacy to answer holds its slot', async (t) => {
+  let asked = 0
+  const silent = createNetServer((socket) => {
+    asked++
+    socket.on('error', () => undefined)
+  })
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  t.teardown(() => { silent.closeAllConnections?.(); silent.close() })
+  const only = JSON.stringify({ upstreams: { app: { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, upgrades: ['websocket'] } }, routes: {}, default: 'app' })
+  const capped = await startProxy(t, { env: { LEGACY_UPSTREAMS: only, TUNNEL_MAX: '1' }, routes: [] })
+  const waiting = new WebSocket(`ws://127.0.0.1:${capped.port}/live/slow`, { headers: { host: 'school-a.localhost' } })
+  waiting.on('error', () => undefined)
+  t.teardown(() => waiting.terminate())
+  await waitFor(() => asked === 1, 5_000, 'legacy to be asked')
+  t.match(await refusal('/live/next', { port: capped.port }), { status: 503, body: /FICUS_ERR_TUNNEL_LIMIT/ })
+  t.equal(asked, 1, 'the refused one never reached legacy')
 })
