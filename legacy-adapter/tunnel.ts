@@ -189,11 +189,11 @@ export class Tunnels {
       endWithin(client, CLOSE_BOUND_MS)
       released()
     })
-    // Idle means no byte either way: each side's clock is reset by the other's bytes too.
+    // Idle means no byte either way: each side's clock is reset by the other's bytes too. Silent
+    // peers are not worth a close handshake: the tunnel is cut.
     const clientSocket = client as Socket
-    const idle = cut
-    upstream.setTimeout(this.#limits.idleMs, idle)
-    clientSocket.setTimeout(this.#limits.idleMs, idle)
+    upstream.setTimeout(this.#limits.idleMs, cut)
+    clientSocket.setTimeout(this.#limits.idleMs, cut)
     client.on('data', () => { upstream.setTimeout(this.#limits.idleMs) })
     upstream.on('data', () => { clientSocket.setTimeout(this.#limits.idleMs) })
     // latin1: the head's bytes go back exactly as they were read.

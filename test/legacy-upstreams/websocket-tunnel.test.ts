@@ -179,7 +179,7 @@ t.test('an idle tunnel is closed', async (t) => {
   ws.send('still here')
   const [code] = await once(ws, 'close') as [number]
   t.ok(performance.now() - started >= 250, 'not before the idle limit')
-  t.equal(code, 1006, 'closed by the transport: ficus does not speak WebSocket, it ends the sockets')
+  t.equal(code, 1006, 'cut, with no close handshake: the peers were silent')
 })
 
 t.test('a busy tunnel is closed at its total lifetime', async (t) => {
