@@ -24,6 +24,8 @@ export interface WsEchoApp {
   readonly sockets: readonly WebSocket[]
   /** Close codes the server side saw, in order. */
   readonly closeCodes: readonly number[]
+  /** The length of every message the server side received, in order. */
+  readonly messageLengths: readonly number[]
   /**
    * From now on, the newest tunnel's server side writes `afterBytes` more bytes and holds the
    * rest (say, the second half of a frame) in order until the returned function is called.
@@ -42,6 +44,7 @@ export async function startWsEchoApp (t: TeardownHost, options: WsEchoOptions = 
   const requests: string[] = []
   const sockets: WebSocket[] = []
   const closeCodes: number[] = []
+  const messageLengths: number[] = []
   const gates = new Map<WebSocket, WriteGate>()
   const server = createServer((req, res) => {
     requests.push(`${req.method ?? ''} ${req.url ?? ''}`)
@@ -58,7 +61,10 @@ export async function startWsEchoApp (t: TeardownHost, options: WsEchoOptions = 
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.push(ws)
       gates.set(ws, gate)
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+      ws.on('message', (data, isBinary) => {
+        messageLengths.push((data as Buffer).length)
+        ws.send(data, { binary: isBinary })
+      })
       ws.on('close', (code) => closeCodes.push(code))
       ws.on('error', () => undefined)
     })
@@ -81,14 +87,16 @@ export async function startWsEchoApp (t: TeardownHost, options: WsEchoOptions = 
     if (gate === undefined) throw new Error('no tunnel to hold')
     return gate.hold(afterBytes)
   }
-  return { server, url: `http://127.0.0.1:${port}`, port, upgrades, requests, sockets, closeCodes, holdWrites, close }
+  return { server, url: `http://127.0.0.1:${port}`, port, upgrades, requests, sockets, closeCodes, messageLengths, holdWrites, close }
 }
 
 type WriteCallback = (error?: Error | null) => void
 
-// Stands between `ws` and its socket: once held, writes past a byte budget wait, in order, with
-// the socket's end, until released. ws writes Buffers only once the handshake is done.
-class WriteGate {
+/**
+ * Stands between `ws` and its socket (either side's): once held, writes past a byte budget wait,
+ * in order, with the socket's end, until released. ws writes Buffers once the handshake is done.
+ */
+export class WriteGate {
   readonly #write: (chunk: Buffer, callback?: WriteCallback) => boolean
   readonly #end: () => void
   #budget = Infinity

@@ -6,14 +6,14 @@
 // handshake (1001) that never cuts a frame in two.
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
-import { createServer as createNetServer, type AddressInfo } from 'node:net'
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
-import { startWsEchoApp } from '../helpers/ws-echo.ts'
+import { startWsEchoApp, WriteGate } from '../helpers/ws-echo.ts'
 import { startRecordingLegacy, waitFor } from '../helpers/recording-legacy.ts'
 import { ATTENDANCE_FLAG, closedPort, DEFAULT_TENANTS, flagsOnFor, rawRequest, spawnFicus, startProxy, writeJson, type FicusProcess } from '../helpers/proxy-kit.ts'
 import { signedInSessions } from '../helpers/signed-in.ts'
@@ -254,6 +254,38 @@ t.test('SIGTERM with a 1 MiB frame on its way to the client: the frame arrives w
   t.equal(closeCode, 1001)
   await waitFor(() => wsApp.closeCodes.length > closeCodesBefore, 5_000, 'legacy\'s side to close')
   t.equal(wsApp.closeCodes.at(-1), 1001)
+  t.same(await ficus.exited, { code: 0, signal: null })
+})
+
+t.test('SIGTERM with a 1 MiB frame on its way to legacy: legacy gets it whole, then the close', async (t) => {
+  const { ficus, port } = await ficusProcess(t)
+  let gate: WriteGate | undefined
+  // The client's socket goes through a gate, so that its frame can stop halfway.
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/live/upload`, {
+    headers: { host: 'school-a.localhost' },
+    createConnection: (options) => {
+      const socket = connect(Number(options.port), String(options.host))
+      gate = new WriteGate(socket)
+      return socket
+    }
+  })
+  t.teardown(() => ws.terminate())
+  await once(ws, 'open')
+  let closeCode: number | undefined
+  ws.once('close', (code: number) => { closeCode = code })
+  const closeCodesBefore = wsApp.closeCodes.length
+  const lengthsBefore = wsApp.messageLengths.length
+  const release = (gate as WriteGate).hold(512 * 1024)
+  ws.send(randomBytes(1024 * 1024))
+  ficus.child.kill('SIGTERM')
+  await ficus.waitForLog((line) => line.msg === 'no longer accepting: finishing the requests in flight', 'the end of the drain')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.equal(wsApp.closeCodes.length, closeCodesBefore, 'legacy has seen no close while its frame is unfinished')
+  release()
+  await waitFor(() => wsApp.closeCodes.length > closeCodesBefore && closeCode !== undefined, 5_000, 'both sides to close')
+  t.same(wsApp.messageLengths.slice(lengthsBefore), [1024 * 1024], 'the 1 MiB frame reached legacy whole')
+  t.equal(wsApp.closeCodes.at(-1), 1001)
+  t.equal(closeCode, 1001, 'the client got its close frame as well')
   t.same(await ficus.exited, { code: 0, signal: null })
 })
 
