@@ -10,7 +10,7 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
 const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
 const REQUEST_HOP_BY_HOP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect'])
 
-type Headers = Record<string, string | string[] | undefined>
+export type Headers = Record<string, string | string[] | undefined>
 
 // Legacy's gateway would read these as another request: some servers route on the URL they
 // name instead of the one the decision was taken on, or run the method they name.
@@ -86,6 +86,22 @@ export function endToEndResponseHeaders (headers: Headers): Headers {
     if (RESPONSE_HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue
     kept[name] = headers[name]
   }
+  return kept
+}
+
+export interface ResponseHeaderRules {
+  /** Response header naming the side that served, or undefined to leave it out. */
+  readonly servedByHeader: string | undefined
+  /** Legacy's session cookie, made host-only on the way back; undefined leaves cookies alone. */
+  readonly hostOnlyCookie: string | undefined
+}
+
+/** What the client receives of a legacy response's headers: the end-to-end ones, the session cookie host-only, X-Served-By. */
+export function legacyResponseHeaders (headers: Headers, rules: ResponseHeaderRules): Headers {
+  const kept = endToEndResponseHeaders(headers)
+  const setCookie = kept['set-cookie']
+  if (setCookie !== undefined && rules.hostOnlyCookie !== undefined) kept['set-cookie'] = hostOnlyCookie(setCookie, rules.hostOnlyCookie)
+  if (rules.servedByHeader !== undefined) kept[rules.servedByHeader] = 'legacy'
   return kept
 }
 

@@ -170,7 +170,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     }, (error) => { this.send(classify(error)) }, (ms) => {
       // The tunnel's line in the access log: no query, no header, as for any request.
       request.log.info({ tenant: request.tenant?.id, method: request.method, path: queryAt === -1 ? url : url.slice(0, queryAt), upstream: upstream.name, durationMs: Math.round(ms) }, 'tunnel closed')
-    })
+    }, options)
     return this
   })
 }

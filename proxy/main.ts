@@ -211,7 +211,7 @@ async function main (): Promise<void> {
     logger.info({ signal, drainDelayMs: config.drainDelayMs }, 'draining: /readyz answers 503, still serving')
     await sleep(config.drainDelayMs)
     logger.info({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'no longer accepting: finishing the requests in flight')
-    // Tunnels had the drain to finish; now each is ended cleanly (FIN both ways, bounded).
+    // Tunnels had the drain to finish; now each is closed cleanly (a WebSocket close handshake, 1001, else FIN both ways; bounded).
     const tunnelsClosed = tunnels.closeAll()
     // At the deadline the handlers still running are cancelled and given a moment to roll back
     // and answer; only then are connections cut, so nothing commits after its client was cut.

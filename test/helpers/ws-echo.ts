@@ -3,7 +3,7 @@
 // every upgrade request is recorded as it arrived; plain requests get `ws-app <method> <url>`.
 import { once } from 'node:events'
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import type { TeardownHost } from './recording-legacy.ts'
 
@@ -24,14 +24,28 @@ export interface WsEchoApp {
   readonly sockets: readonly WebSocket[]
   /** Close codes the server side saw, in order. */
   readonly closeCodes: readonly number[]
+  /** The length of every message the server side received, in order. */
+  readonly messageLengths: readonly number[]
+  /**
+   * From now on, the newest tunnel's server side writes `afterBytes` more bytes and holds the
+   * rest (say, the second half of a frame) in order until the returned function is called.
+   */
+  holdWrites (afterBytes: number): () => void
   close (): Promise<void>
 }
 
-export async function startWsEchoApp (t: TeardownHost): Promise<WsEchoApp> {
+export interface WsEchoOptions {
+  /** Header lines added to every 101, e.g. `Set-Cookie: session=x; Domain=.localhost`. */
+  readonly upgradeHeaders?: readonly string[]
+}
+
+export async function startWsEchoApp (t: TeardownHost, options: WsEchoOptions = {}): Promise<WsEchoApp> {
   const upgrades: UpgradeRecord[] = []
   const requests: string[] = []
   const sockets: WebSocket[] = []
   const closeCodes: number[] = []
+  const messageLengths: number[] = []
+  const gates = new Map<WebSocket, WriteGate>()
   const server = createServer((req, res) => {
     requests.push(`${req.method ?? ''} ${req.url ?? ''}`)
     const text = `ws-app ${req.method ?? ''} ${req.url ?? ''}`
@@ -39,11 +53,18 @@ export async function startWsEchoApp (t: TeardownHost): Promise<WsEchoApp> {
     res.end(text)
   })
   const wss = new WebSocketServer({ noServer: true, maxPayload: 8 * 1024 * 1024 })
+  const extra = options.upgradeHeaders ?? []
+  if (extra.length > 0) wss.on('headers', (lines) => lines.push(...extra))
   server.on('upgrade', (req, socket, head) => {
     upgrades.push({ url: req.url ?? '', headers: req.headers })
+    const gate = new WriteGate(socket as Socket)
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.push(ws)
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+      gates.set(ws, gate)
+      ws.on('message', (data, isBinary) => {
+        messageLengths.push((data as Buffer).length)
+        ws.send(data, { binary: isBinary })
+      })
       ws.on('close', (code) => closeCodes.push(code))
       ws.on('error', () => undefined)
     })
@@ -61,5 +82,62 @@ export async function startWsEchoApp (t: TeardownHost): Promise<WsEchoApp> {
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
   t.teardown(close)
-  return { server, url: `http://127.0.0.1:${port}`, port, upgrades, requests, sockets, closeCodes, close }
+  const holdWrites = (afterBytes: number): () => void => {
+    const gate = gates.get(sockets.at(-1) as WebSocket)
+    if (gate === undefined) throw new Error('no tunnel to hold')
+    return gate.hold(afterBytes)
+  }
+  return { server, url: `http://127.0.0.1:${port}`, port, upgrades, requests, sockets, closeCodes, messageLengths, holdWrites, close }
+}
+
+type WriteCallback = (error?: Error | null) => void
+
+/**
+ * Stands between `ws` and its socket (either side's): once held, writes past a byte budget wait,
+ * in order, with the socket's end, until released. ws writes Buffers once the handshake is done.
+ */
+export class WriteGate {
+  readonly #write: (chunk: Buffer, callback?: WriteCallback) => boolean
+  readonly #end: () => void
+  #budget = Infinity
+  #held: Array<() => void> | undefined
+
+  constructor (socket: Socket) {
+    this.#write = socket.write.bind(socket) as (chunk: Buffer, callback?: WriteCallback) => boolean
+    this.#end = socket.end.bind(socket) as () => void
+    socket.write = ((chunk: Buffer, ...rest: unknown[]) => this.#onWrite(chunk, rest.find((arg) => typeof arg === 'function') as WriteCallback | undefined)) as Socket['write']
+    // ws ends its socket with no arguments once the close handshake is done.
+    socket.end = (() => {
+      if (this.#held === undefined) this.#end()
+      else this.#held.push(() => this.#end())
+      return socket
+    }) as Socket['end']
+  }
+
+  hold (afterBytes: number): () => void {
+    this.#budget = afterBytes
+    return () => {
+      const held = this.#held ?? []
+      this.#budget = Infinity
+      this.#held = undefined
+      for (const write of held) write()
+    }
+  }
+
+  #onWrite (chunk: Buffer, callback: WriteCallback | undefined): boolean {
+    if (this.#held !== undefined) {
+      this.#held.push(() => this.#write(chunk, callback))
+      return false
+    }
+    if (chunk.length <= this.#budget) {
+      this.#budget -= chunk.length
+      return this.#write(chunk, callback)
+    }
+    const sent = chunk.subarray(0, this.#budget)
+    const rest = chunk.subarray(this.#budget)
+    this.#budget = 0
+    this.#write(sent)
+    this.#held = [() => this.#write(rest, callback)]
+    return false
+  }
 }

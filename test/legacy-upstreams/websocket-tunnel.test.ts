@@ -2,17 +2,20 @@
 // binary, 1 MiB frames), the same school, path and cookie rules as any request (another school's
 // session cookie never reaches legacy), only upstreams declared to speak WebSocket get tunnels,
 // a migrated route may take upgrades itself, idle tunnels close, the per-process cap holds, and
-// on SIGTERM a real ficus process keeps tunnels through the drain, then closes them cleanly.
+// on SIGTERM a real ficus process keeps tunnels through the drain, then closes them with a close
+// handshake (1001) that never cuts a frame in two.
 import { once } from 'node:events'
+import type { IncomingMessage } from 'node:http'
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
-import { startWsEchoApp } from '../helpers/ws-echo.ts'
+import { startWsEchoApp, WriteGate } from '../helpers/ws-echo.ts'
 import { startRecordingLegacy, waitFor } from '../helpers/recording-legacy.ts'
-import { ATTENDANCE_FLAG, closedPort, DEFAULT_TENANTS, flagsOnFor, rawRequest, spawnFicus, startProxy, writeJson } from '../helpers/proxy-kit.ts'
+import { ATTENDANCE_FLAG, closedPort, DEFAULT_TENANTS, flagsOnFor, rawRequest, spawnFicus, startProxy, writeJson, type FicusProcess } from '../helpers/proxy-kit.ts'
 import { signedInSessions } from '../helpers/signed-in.ts'
 import { migratedRoute } from '../../core/route.ts'
 
@@ -176,7 +179,7 @@ t.test('an idle tunnel is closed', async (t) => {
   ws.send('still here')
   const [code] = await once(ws, 'close') as [number]
   t.ok(performance.now() - started >= 250, 'not before the idle limit')
-  t.equal(code, 1006, 'closed by the transport: ficus does not speak WebSocket, it ends the sockets')
+  t.equal(code, 1006, 'cut, with no close handshake: the peers were silent')
 })
 
 t.test('a busy tunnel is closed at its total lifetime', async (t) => {
@@ -191,29 +194,190 @@ t.test('a busy tunnel is closed at its total lifetime', async (t) => {
   t.ok(messages.length > 3, 'it was busy all along')
 })
 
-t.test('SIGTERM: tunnels stay open through the drain, then are closed cleanly; ficus exits 0', async (t) => {
+const DRAIN_MS = 1_500
+
+/** ficus as it runs in production, in its own process, in front of the same upstreams. */
+async function ficusProcess (t: Test): Promise<{ ficus: FicusProcess, port: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'ficus-tunnel-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeJson(join(dir, 'tenants.json'), DEFAULT_TENANTS)
   writeJson(join(dir, 'flags.json'), flagsOnFor([]))
-  const drainMs = 1_500
   const ficus = spawnFicus(t, {
-    HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', LEGACY_UPSTREAMS: table, TENANTS_FILE: join(dir, 'tenants.json'), FLAGS_FILE: join(dir, 'flags.json'), LOG_LEVEL: 'info', DRAIN_DELAY_MS: String(drainMs)
+    HOST: '127.0.0.1', PORT: '0', ADMIN_PORT: '0', LEGACY_UPSTREAMS: table, TENANTS_FILE: join(dir, 'tenants.json'), FLAGS_FILE: join(dir, 'flags.json'), LOG_LEVEL: 'info', DRAIN_DELAY_MS: String(DRAIN_MS)
   })
   const serving = await ficus.waitForLog((line) => line.msg === 'ficus is serving', 'ficus is serving')
-  const port = Number(new URL(String(serving.public)).port)
+  return { ficus, port: Number(new URL(String(serving.public)).port) }
+}
+
+t.test('SIGTERM: tunnels stay open through the drain, then are closed with 1001 both ways; ficus exits 0', async (t) => {
+  const { ficus, port } = await ficusProcess(t)
   const { ws, messages } = await open('/live/shutdown', { port })
+  const closed = once(ws, 'close') as Promise<[number]>
   const closeCodesBefore = wsApp.closeCodes.length
   const signalled = performance.now()
   ficus.child.kill('SIGTERM')
-  await new Promise((resolve) => setTimeout(resolve, drainMs / 3))
+  await new Promise((resolve) => setTimeout(resolve, DRAIN_MS / 3))
   ws.send('during the drain')
   await waitFor(() => messages.length === 1, 5_000, 'an echo during the drain')
   t.equal(messages[0]?.data.toString('utf8'), 'during the drain', 'the tunnel still carries messages while draining')
-  await once(ws, 'close')
-  t.ok(performance.now() - signalled >= drainMs - 50, `closed after the drain (${Math.round(performance.now() - signalled)} ms)`)
+  const [code] = await closed
+  t.ok(performance.now() - signalled >= DRAIN_MS - 50, `closed after the drain (${Math.round(performance.now() - signalled)} ms)`)
+  t.equal(code, 1001, 'the client got a close frame: going away')
   await waitFor(() => wsApp.closeCodes.length > closeCodesBefore, 5_000, 'legacy\'s side to close too')
+  t.equal(wsApp.closeCodes.at(-1), 1001, 'legacy got a close frame too, masked as a client\'s must be')
   const exit = await ficus.exited
   t.same(exit, { code: 0, signal: null }, 'a clean exit, nothing cut')
   t.ok(ficus.logs.some((line) => line.msg === 'upgrade tunnels closed' && line.tunnels === 1))
+})
+
+t.test('SIGTERM with a 1 MiB frame on its way to the client: the frame arrives whole, then the close', async (t) => {
+  const { ficus, port } = await ficusProcess(t)
+  const { ws, messages } = await open('/live/in-flight', { port })
+  let closeCode: number | undefined
+  ws.once('close', (code: number) => { closeCode = code })
+  const closeCodesBefore = wsApp.closeCodes.length
+  // Legacy's echo stops halfway through its frame until released: ficus is inside that frame
+  // when the drain ends.
+  const release = wsApp.holdWrites(512 * 1024)
+  const frame = randomBytes(1024 * 1024)
+  ws.send(frame)
+  ficus.child.kill('SIGTERM')
+  // The line ficus logs as the drain ends and it closes the tunnels; then a moment for the close.
+  await ficus.waitForLog((line) => line.msg === 'no longer accepting: finishing the requests in flight', 'the end of the drain')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.equal(messages.length, 0, 'the echo was still on its way when the drain ended')
+  t.equal(closeCode, undefined, 'and no close came inside it')
+  release()
+  await waitFor(() => closeCode !== undefined, 5_000, 'the close')
+  t.equal(messages.length, 1, 'one message before the close')
+  t.ok(messages[0]?.data.equals(frame), 'the 1 MiB frame arrived whole')
+  t.equal(closeCode, 1001)
+  await waitFor(() => wsApp.closeCodes.length > closeCodesBefore, 5_000, 'legacy\'s side to close')
+  t.equal(wsApp.closeCodes.at(-1), 1001)
+  t.same(await ficus.exited, { code: 0, signal: null })
+})
+
+t.test('SIGTERM with a 1 MiB frame on its way to legacy: legacy gets it whole, then the close', async (t) => {
+  const { ficus, port } = await ficusProcess(t)
+  let gate: WriteGate | undefined
+  // The client's socket goes through a gate, so that its frame can stop halfway.
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/live/upload`, {
+    headers: { host: 'school-a.localhost' },
+    createConnection: (options) => {
+      const socket = connect(Number(options.port), String(options.host))
+      gate = new WriteGate(socket)
+      return socket
+    }
+  })
+  t.teardown(() => ws.terminate())
+  await once(ws, 'open')
+  let closeCode: number | undefined
+  ws.once('close', (code: number) => { closeCode = code })
+  const closeCodesBefore = wsApp.closeCodes.length
+  const lengthsBefore = wsApp.messageLengths.length
+  const release = (gate as WriteGate).hold(512 * 1024)
+  ws.send(randomBytes(1024 * 1024))
+  ficus.child.kill('SIGTERM')
+  await ficus.waitForLog((line) => line.msg === 'no longer accepting: finishing the requests in flight', 'the end of the drain')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.equal(wsApp.closeCodes.length, closeCodesBefore, 'legacy has seen no close while its frame is unfinished')
+  release()
+  await waitFor(() => wsApp.closeCodes.length > closeCodesBefore && closeCode !== undefined, 5_000, 'both sides to close')
+  t.same(wsApp.messageLengths.slice(lengthsBefore), [1024 * 1024], 'the 1 MiB frame reached legacy whole')
+  t.equal(wsApp.closeCodes.at(-1), 1001)
+  t.equal(closeCode, 1001, 'the client got its close frame as well')
+  t.same(await ficus.exited, { code: 0, signal: null })
+})
+
+/** A proxy whose every path goes to `url`, a legacy app declared to speak WebSocket. */
+async function proxyTo (t: Test, url: string): Promise<number> {
+  const only = JSON.stringify({ upstreams: { app: { url, upgrades: ['websocket'] } }, routes: {}, default: 'app' })
+  return (await startProxy(t, { env: { LEGACY_UPSTREAMS: only }, routes: [] })).port
+}
+
+t.test("legacy's 101 under the rules of any legacy answer: session cookie host-only, hop-by-hop dropped, X-Served-By; the switch kept", async (t) => {
+  const app = await startWsEchoApp(t, {
+    upgradeHeaders: ['Set-Cookie: session=abc; Domain=.localhost; Path=/', 'Set-Cookie: prefs=1; Domain=.localhost', 'Keep-Alive: timeout=5', 'Connection: X-Hop', 'X-Hop: 1', 'X-Served-By: zope', 'X-Kept: yes']
+  })
+  const port = await proxyTo(t, app.url)
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/live/cookies`, { headers: { host: 'school-a.localhost' } })
+  t.teardown(() => ws.terminate())
+  // ws emits open in the same tick as upgrade.
+  const opened = once(ws, 'open')
+  const [response] = await once(ws, 'upgrade') as [IncomingMessage]
+  await opened
+  const headers = response.headers
+  t.same(headers['set-cookie'], ['session=abc; Path=/', 'prefs=1; Domain=.localhost'], 'the session cookie is host-only, other cookies untouched')
+  t.equal(headers['x-served-by'], 'legacy')
+  t.equal(headers['keep-alive'], undefined, 'hop-by-hop headers stop at ficus')
+  t.equal(headers['x-hop'], undefined, 'and so do the ones legacy lists in Connection')
+  t.equal(headers['x-kept'], 'yes')
+  t.match(headers, { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-accept': /^[A-Za-z0-9+/]{27}=$/ }, 'what the switch needs stays')
+  ws.send('still a WebSocket')
+  const [echo] = await once(ws, 'message') as [Buffer]
+  t.equal(echo.toString('utf8'), 'still a WebSocket')
+})
+
+/** A legacy app that answers every upgrade request with `answer`, byte for byte. */
+async function rawLegacy (t: Test, answer: string): Promise<string> {
+  const server = createNetServer((socket) => {
+    socket.on('error', () => undefined)
+    socket.once('data', () => socket.end(answer, 'latin1'))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+t.test('a malformed answer to an upgrade is a 502; the client never sees it', async (t) => {
+  const folded = await rawLegacy(t, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-A: 1\r\n folded: in\r\n\r\n')
+  t.match(await refusal('/live/x', { port: await proxyTo(t, folded) }), { status: 502, body: /FICUS_ERR_LEGACY_BAD_RESPONSE/ })
+  const interim = await rawLegacy(t, 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+  t.match(await refusal('/live/x', { port: await proxyTo(t, interim) }), { status: 502, body: /FICUS_ERR_LEGACY_BAD_RESPONSE/ })
+  const silent = await rawLegacy(t, '')
+  t.match(await refusal('/live/x', { port: await proxyTo(t, silent) }), { status: 502, body: /FICUS_ERR_LEGACY_UNAVAILABLE/ }, 'closed without an answer')
+})
+
+t.test("legacy's refusal of an upgrade comes back under the same rules, its body intact", async (t) => {
+  const body = 'no tunnel for you'
+  const refusing = await rawLegacy(t, `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nSet-Cookie: session=abc; Domain=.localhost\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`)
+  const port = await proxyTo(t, refusing)
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/live/x`, { headers: { host: 'school-a.localhost' } })
+  ws.on('error', () => undefined)
+  const [, response] = await once(ws, 'unexpected-response') as [unknown, IncomingMessage]
+  let received = ''
+  for await (const chunk of response.setEncoding('utf8')) received += chunk as string
+  t.equal(response.statusCode, 403)
+  t.same(response.headers['set-cookie'], ['session=abc'])
+  t.equal(response.headers['keep-alive'], undefined)
+  t.equal(response.headers['x-served-by'], 'legacy')
+  t.equal(received, body, 'the chunked body read as legacy framed it')
+})
+
+t.test('header bytes past ASCII reach legacy as the client sent them', async (t) => {
+  const before = wsApp.upgrades.length
+  // Node sends and reads header strings as latin1: one byte per character.
+  const { ws } = await open('/live/bytes', { cookie: 'theme=caf\u00e9' })
+  t.equal(wsApp.upgrades[before]?.headers.cookie, 'theme=caf\u00e9', 'the byte 0xE9, not its UTF-8 spelling')
+  ws.close()
+})
+
+t.test('a tunnel waiting for legacy to answer holds its slot', async (t) => {
+  let asked = 0
+  const silent = createNetServer((socket) => {
+    asked++
+    socket.on('error', () => undefined)
+  })
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  t.teardown(() => { silent.closeAllConnections?.(); silent.close() })
+  const only = JSON.stringify({ upstreams: { app: { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, upgrades: ['websocket'] } }, routes: {}, default: 'app' })
+  const capped = await startProxy(t, { env: { LEGACY_UPSTREAMS: only, TUNNEL_MAX: '1' }, routes: [] })
+  const waiting = new WebSocket(`ws://127.0.0.1:${capped.port}/live/slow`, { headers: { host: 'school-a.localhost' } })
+  waiting.on('error', () => undefined)
+  t.teardown(() => waiting.terminate())
+  await waitFor(() => asked === 1, 5_000, 'legacy to be asked')
+  t.match(await refusal('/live/next', { port: capped.port }), { status: 503, body: /FICUS_ERR_TUNNEL_LIMIT/ })
+  t.equal(asked, 1, 'the refused one never reached legacy')
 })
