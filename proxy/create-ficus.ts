@@ -142,13 +142,13 @@ export async function createFicus (config: Config, overrides: FicusOverrides = {
   warnOfStrayShards(registry, legacyRouter, logger)
 
   const metrics = overrides.metrics ?? new FicusMetrics({ routes: routes.map((route) => route.name), upstreams: legacyRouter.upstreams.map((upstream) => upstream.name), maxCohorts: config.metricsMaxCohorts, processMetrics: overrides.processMetrics })
-  const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger })
+  const safety = new SafetyNet({ config: config.safety, events: metrics, logger })
   const tunnels = new Tunnels(config.tunnels)
   addGauges(metrics, { flags: fullFlags, safety, sessions, signatures, registry, readiness, tunnels })
-  const app = await buildProxy({ config: proxyConfig, registry, flags, routes, logger, sessions, safety, metrics, lifecycle: readiness, tunnels })
+  const { app, prewarmMarker } = await buildProxy({ config: proxyConfig, registry, flags, routes, logger, sessions, safety, metrics, lifecycle: readiness, tunnels, legacyRouter })
 
   const prewarm = new Prewarm()
-  addLegacyPrewarm(prewarm, app, proxyConfig, legacyRouter, safety.prewarmMarker)
+  addLegacyPrewarm(prewarm, app, proxyConfig, legacyRouter, prewarmMarker)
   addSchoolPrewarm(prewarm, config, registry, logger)
 
   let migrationConsole: Console | undefined

@@ -8,8 +8,7 @@ import { tenantDatabase } from '../tenant-db/index.ts'
 import type { LegacyRouter } from '../legacy-adapter/upstreams.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
 import type { Config } from './config.ts'
-import { INTERNAL_HEADER } from '../safety/safety-net.ts'
-import { PREWARM_UPSTREAM_HEADER } from './server.ts'
+import { INTERNAL_HEADER, PREWARM_UPSTREAM_HEADER } from '../request-path/prewarm.ts'
 
 /** The readiness step name of one upstream's pre-warm ('legacy' alone with LEGACY_URL). */
 export function prewarmStepOf (config: Config, upstream: string): string {
