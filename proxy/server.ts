@@ -71,7 +71,7 @@ export async function buildProxy (parts: ProxyParts): Promise<Proxy> {
   const path = new RequestPath({
     hosts: new HostResolver(config.baseDomain),
     registry: parts.registry,
-    bareDomain: config.bareDomain,
+    bareDomainToLegacy: config.bareDomain === 'legacy',
     flags: parts.flags,
     killSwitchFlag: config.killSwitchFlag,
     safety,

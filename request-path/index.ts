@@ -10,7 +10,6 @@ import type { FlagReader } from '../flags/flags.ts'
 import type { LegacyRouter } from '../legacy-adapter/upstreams.ts'
 import type { FicusMetrics } from '../metrics/registry.ts'
 import type { MigratedRoute } from '../new-routes/route.ts'
-import type { BareDomainPolicy } from '../proxy/config.ts'
 import type { SafetyNet } from '../safety/safety-net.ts'
 import type { SessionBindings } from '../sessions/bindings.ts'
 import type { HostResolver } from '../tenants/host.ts'
@@ -48,7 +47,8 @@ declare module 'fastify' {
 export interface RequestPathParts {
   readonly hosts: HostResolver
   readonly registry: TenantRegistry
-  readonly bareDomain: BareDomainPolicy
+  /** BARE_DOMAIN=legacy: the bare base domain is forwarded to legacy. */
+  readonly bareDomainToLegacy: boolean
   readonly flags: FlagReader
   readonly killSwitchFlag: string | undefined
   readonly safety: SafetyNet
@@ -81,7 +81,7 @@ export class RequestPath {
     this.stages = [
       new CanonicaliseStage(parts.lifecycle),
       this.#prewarm,
-      new SchoolStage(parts.hosts, parts.registry, parts.bareDomain),
+      new SchoolStage(parts.hosts, parts.registry, parts.bareDomainToLegacy),
       new RouteStage(),
       new DecideStage(parts.flags, parts.killSwitchFlag, parts.safety),
       this.#guard,

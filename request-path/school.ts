@@ -2,7 +2,6 @@
 // refused with 400, a school not in the registry (or not active) with ficus's own page, and
 // nothing is forwarded for any of these; the bare base domain goes to legacy only with
 // BARE_DOMAIN=legacy.
-import type { BareDomainPolicy } from '../proxy/config.ts'
 import { TenantErrors } from '../tenants/errors.ts'
 import type { HostResolver } from '../tenants/host.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
@@ -13,19 +12,20 @@ export class SchoolStage implements Stage {
   readonly name = 'school'
   readonly #hosts: HostResolver
   readonly #registry: TenantRegistry
-  readonly #bareDomain: BareDomainPolicy
+  readonly #bareDomainToLegacy: boolean
 
-  constructor (hosts: HostResolver, registry: TenantRegistry, bareDomain: BareDomainPolicy) {
+  /** `bareDomainToLegacy`: BARE_DOMAIN=legacy. */
+  constructor (hosts: HostResolver, registry: TenantRegistry, bareDomainToLegacy: boolean) {
     this.#hosts = hosts
     this.#registry = registry
-    this.#bareDomain = bareDomain
+    this.#bareDomainToLegacy = bareDomainToLegacy
   }
 
   onRequest (exchange: Exchange): RequestOutcome {
     const host = this.#hosts.resolve(exchange.request.headers.host)
     if (host.kind !== 'tenant') {
       // No school: only a session bound to none passes (serve.ts).
-      if (host.kind === 'bare' && this.#bareDomain === 'legacy') {
+      if (host.kind === 'bare' && this.#bareDomainToLegacy) {
         exchange.backend = 'legacy'
         exchange.reason = 'bare-domain'
         return undefined
