@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url'
 import { Pool, request } from 'undici'
 import { Flags } from '../flags/flags.ts'
 import { FicusMetrics } from '../metrics/registry.ts'
+import { parseConfig } from '../proxy/config.ts'
+import { createFicus } from '../proxy/create-ficus.ts'
 import type { MigratedRoute } from '../core/route.ts'
-import { parseSafetyConfig } from '../safety/config.ts'
-import { SafetyNet } from '../safety/safety-net.ts'
 import { FileTenantRegistry } from '../tenants/file-registry.ts'
 import { FileFlagStore } from '../console/flag-store.ts'
 import { FileChangeLog } from '../console/history.ts'
@@ -50,9 +50,9 @@ async function measureRender (tenantsFile: string, flagsFile: string): Promise<v
   const flags = await Flags.fromFile(flagsFile, SILENT)
   const flagNames = [BENCH_FLAGS.small, BENCH_FLAGS.large, BENCH_FLAGS.legacyPage, BENCH_FLAGS.session, BENCH_FLAGS.database, BENCH_FLAGS.migrated, 'feature-9', 'feature-10', 'feature-11', 'feature-12']
   const routes: MigratedRoute[] = flagNames.map((flag, i) => ({ name: `bench.route-${i}`, method: 'GET', url: `/bench/route-${i}`, flag, handler: async () => 'ok' }))
-  const metrics = new FicusMetrics({ routes: routes.map((route) => route.name), processMetrics: false })
-  const safety = new SafetyNet({ config: parseSafetyConfig({}, []), flags, killSwitchFlag: BENCH_FLAGS.killSwitch, events: metrics, logger: SILENT })
-  for (const route of routes) safety.guard(route)
+  // The guards and metrics the console reads, wired as main.ts wires them (nothing listens).
+  const ficus = await createFicus(parseConfig({ LEGACY_URL: 'http://127.0.0.1:1', TENANTS_FILE: tenantsFile, FLAGS_FILE: flagsFile, KILL_SWITCH_FLAG: BENCH_FLAGS.killSwitch, LOG_LEVEL: 'silent' }), { registry, flags, routes, sessions: false, processMetrics: false, console: false })
+  const { safety, metrics } = ficus
   // Evidence to show: shadow results for every school on every route, requests per cohort.
   for (const guard of safety.guards) for (let i = 0; i < SCHOOLS; i++) guard.shadow.add(schoolId(i), i % 50 === 0 ? 'mismatch' : 'match')
   for (let r = 0; r < routes.length; r++) for (let i = 0; i < 20_000; i++) metrics.observe(FicusMetrics.FIRST_ROUTE + r, i % 3 === 0 ? 'new' : 'legacy', 200, `wave-${i % 5}`, 0.01)
@@ -95,6 +95,7 @@ async function measureRender (tenantsFile: string, flagsFile: string): Promise<v
   const slowest = warm.wallMs + worstRender
   log(`slowest matrix page (a stale snapshot: warm walk, then the cohort view): ${slowest.toFixed(0)} ms -> ${slowest < RENDER_BOUND_MS ? 'under' : 'OVER'} ${RENDER_BOUND_MS} ms; the cold walk (${cold.wallMs.toFixed(0)} ms) runs once at start, before anyone can sign in`)
   migration.close()
+  await ficus.close()
   await flags.close()
   await registry.close()
   rmSync(dir, { recursive: true, force: true })

@@ -1,21 +1,18 @@
-// ficus as proxy/main.ts starts it (same config, sessions, tenant registry with the schools'
-// databases, flags file, buildProxy, every migrated route), plus the bench's own migrated routes,
-// and without the admin listener, the demo app, metrics of the process or pre-warming.
+// ficus as proxy/main.ts starts it (createFicus with the same config: sessions, tenant registry
+// with the schools' databases, flags file, every migrated route), plus the bench's own migrated
+// routes, and without listening on the admin port, the console, metrics of the process or pre-warming.
 //   node bench/ficus-entry.ts [--decision=flags|skip]
 // `--decision=skip` swaps the flag reader for a constant one: the same routes, hooks and
 // forwarding, with only the flag evaluation taken out. That pair measures what flags cost.
 import { parseArgs } from 'node:util'
-import { Flags, type FlagReader } from '../flags/flags.ts'
+import type { FlagReader } from '../flags/flags.ts'
 import type { FlagContext } from '../flags/flag-context.ts'
 import { migratedRoutes } from '../new-routes/index.ts'
 import { migratedRoute, type MigratedRoute } from '../core/route.ts'
 import { readRegister } from '../new-routes/attendance-register/queries.ts'
 import { tenantDatabase } from '../tenant-db/index.ts'
 import { parseConfig } from '../proxy/config.ts'
-import { createLogger } from '../proxy/logger.ts'
-import { buildProxy } from '../proxy/server.ts'
-import { openTenantRegistry } from '../proxy/tenant-registry.ts'
-import { createSessions } from '../sessions/config.ts'
+import { createFicus } from '../proxy/create-ficus.ts'
 import { BENCH_FLAGS, BENCH_PATHS } from './lib/fixtures.ts'
 
 // Scenario (b): what a migrated handler costs when it has its answer in memory. fastify
@@ -90,20 +87,18 @@ const { values } = parseArgs({ options: { decision: { type: 'string', default: '
 if (values.decision !== 'flags' && values.decision !== 'skip') throw new Error('--decision must be flags or skip')
 
 const config = parseConfig(process.env)
-const logger = createLogger(config.logLevel)
-const sessions = createSessions(config.sessions)
-// File registry with embedded databases, or the `tenants` table with pooled PostgreSQL (DATABASE_URL).
-const registry = await openTenantRegistry(config, logger)
-const fileFlags = await Flags.fromFile(config.flagsFile, logger, config.flagsPollMs)
-const flags: FlagReader = values.decision === 'skip' ? new ConstantFlags() : fileFlags
-
-const app = await buildProxy({ config, registry, flags, routes: [...migratedRoutes, ...benchRoutes], logger, sessions })
-await app.listen({ port: config.port, host: config.host })
+// The tenant registry (file with embedded databases, or DATABASE_URL's `tenants` table) and the
+// flags file are opened as main.ts opens them; only the flag reader of --decision=skip is the bench's.
+const ficus = await createFicus(config, {
+  routes: [...migratedRoutes, ...benchRoutes],
+  ...(values.decision === 'skip' ? { flags: new ConstantFlags() } : {}),
+  processMetrics: false,
+  console: false
+})
+await ficus.app.listen({ port: config.port, host: config.host })
 
 const stop = async (): Promise<void> => {
-  await app.close()
-  await fileFlags.close()
-  await registry.close()
+  await ficus.close()
   // --cpu-prof writes its profile on a normal exit, so this exit must stay graceful.
   process.exit(0)
 }

@@ -56,7 +56,7 @@ class PrefixTable {
   }
 
   /**
-   * `path` is the canonical path (proxy/canonical-path.ts), without its query. Matched without
+   * `path` is the canonical path (request-path/canonical-path.ts), without its query. Matched without
    * regard to case, as the router matches migrated routes, and on whole segments: `/reports`
    * covers `/reports` and `/reports/x`, never `/reportsx`.
    */

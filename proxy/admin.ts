@@ -5,8 +5,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { CommonErrors } from '../core/errors.ts'
 import type { FicusError } from '../errors/index.ts'
 import { TenantErrors } from '../tenants/errors.ts'
-import { ProxyErrors } from './errors.ts'
-import { sendError } from './error-reply.ts'
+import { AdminErrors } from './errors.ts'
+import { sendError } from '../request-path/error-reply.ts'
 
 export interface ReadinessCheck {
   readonly name: string
@@ -57,7 +57,7 @@ export async function buildAdmin (parts: AdminParts, readiness: Readiness): Prom
       const given = Buffer.from(request.headers.authorization ?? '')
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         reply.header('www-authenticate', 'Bearer')
-        return sendError(request, reply, ProxyErrors.FICUS_ERR_ADMIN_UNAUTHORIZED())
+        return sendError(request, reply, AdminErrors.FICUS_ERR_ADMIN_UNAUTHORIZED())
       }
     })
   }

@@ -6,27 +6,14 @@ import './node-version.ts'
 import cluster from 'node:cluster'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
-import { FicusMetrics } from '../metrics/registry.ts'
-import { CANCEL_SETTLE_MS, CLOSE_BOUND_MS, closeGracefully, legacyPrewarmOutcome, Prewarm, sleep, within } from '../safety/lifecycle.ts'
-import { openPrewarmSchools, selectPrewarmSchools } from '../safety/prewarm-schools.ts'
-import { INTERNAL_HEADER, SafetyNet } from '../safety/safety-net.ts'
-import { tenantDatabase } from '../tenant-db/index.ts'
-import { startDemoLegacyApp, type DemoLegacyApp } from '../demo/legacy-app.ts'
-import { Flags } from '../flags/flags.ts'
-import { routeFlags } from '../flags/flag-keeper.ts'
-import { listenError, listenOrExplain, openFile, StartupError } from './startup-error.ts'
+import { CANCEL_SETTLE_MS, CLOSE_BOUND_MS, closeGracefully, sleep, within } from '../safety/lifecycle.ts'
+import type { Flags } from '../flags/flags.ts'
+import { listenOrExplain, StartupError } from './startup-error.ts'
 import { migratedRoutes } from '../new-routes/index.ts'
-import { buildAdmin, Readiness } from './admin.ts'
 import { ConfigError, parseConfig, type Config } from './config.ts'
+import { createFicus } from './create-ficus.ts'
 import { createLogger } from './logger.ts'
-import { openTenantRegistry } from './tenant-registry.ts'
-import { decisionsFor, missingRouteFlags } from './decisions.ts'
-import { createSessions } from '../sessions/config.ts'
-import { MemorySessionStore } from '../sessions/memory-store.ts'
-import { SignatureWatch } from '../sessions/signature-watch.ts'
-import { buildProxy, legacyRouterOf, PREWARM_UPSTREAM_HEADER } from './server.ts'
-import { Tunnels } from '../legacy-adapter/tunnel.ts'
-import { createConsole } from '../console/index.ts'
+import { missingRouteFlags } from './decisions.ts'
 
 async function main (): Promise<void> {
   let config: Config
@@ -43,139 +30,10 @@ async function main (): Promise<void> {
   // once they are open.
   let onHangUp = (): void => logger.info('SIGHUP while starting: ignored')
   process.on('SIGHUP', () => onHangUp())
-  const closers: Array<() => Promise<void>> = []
-
-  const sessionLog = logger.child({ component: 'sessions' })
-  // Rate-limited by the watch itself: once per window at most.
-  const signatures = new SignatureWatch({
-    onAlert: (alert) => sessionLog.error(alert, 'most session cookies fail their signature check: SESSION_SECRET probably differs from the legacy\'s SECRET_KEY')
-  })
-  const sessions = createSessions(config.sessions, { info: (m) => sessionLog.info(m), warn: (m) => sessionLog.warn(m) }, signatures)
-  if (config.sessions.redisUrl === undefined) logger.info('REDIS_URL not set: sessions live in memory, in this process only')
-
-  let legacy: DemoLegacyApp | undefined
-  if (config.legacyUrl === undefined) {
-    // The demo legacy shares the in-process session store, as a real one shares Redis.
-    const shared = sessions.store instanceof MemorySessionStore ? sessions.store : undefined
-    legacy = await startDemoLegacyApp(config.demoLegacyPort, '127.0.0.1', shared, config.access.csrfSecret).catch((error: unknown) => {
-      throw listenError(error, config.demoLegacyPort, '127.0.0.1', { port: 'DEMO_LEGACY_PORT', host: 'HOST' })
-    })
-    closers.push(() => legacy?.close() ?? Promise.resolve())
-    logger.info({ legacy: legacy.url }, 'LEGACY_URL not set: using the embedded demo legacy app')
-  }
-
-  // Closing it closes every school's database pool as well.
-  const registry = await openTenantRegistry(config, logger)
-  closers.push(() => registry.close())
-  // The demo (embedded legacy and databases) creates its schools' databases before ready; with a
-  // legacy of its own and no DATABASE_URL (tests, trials), they open on first use as before.
-  const embeddedDatabases = config.tenantDb.databaseUrl === undefined && config.legacyUrl === undefined
-    ? createEmbeddedDatabases(registry, config.tenantDb.pgliteMax, logger)
-    : undefined
-
-  // Route flags the source stops listing keep deciding as they last did (flags/flag-keeper.ts).
-  const keeping = { watched: routeFlags(migratedRoutes, config.killSwitchFlag), goneAfterMs: config.flagGoneAfterMs }
-  const unleash = config.unleash
-  const flags = unleash === undefined
-    ? await openFile('FLAGS_FILE', config.flagsFile, 'flags file', () => Flags.fromFile(config.flagsFile, logger, config.flagsPollMs, keeping))
-    : await openFile('FLAGS_FILE', config.flagsFile, 'bootstrap flags file', () => Flags.fromServer(unleash, logger, keeping))
-  closers.push(() => flags.close())
-  if (config.unleash === undefined) logger.info({ flags: config.flagsFile }, 'UNLEASH_URL not set: flags come from the flags file')
-
-  const readiness = new Readiness()
-  // Forward to the demo app where it actually listens: DEMO_LEGACY_PORT=0 lets the system pick.
-  const proxyConfig: Config = legacy === undefined ? config : Object.freeze({ ...config, legacyUrl: legacy.url })
-  const legacyRouter = legacyRouterOf(proxyConfig)
-  // A shard the table lacks is a mistake in one of two places; its schools get 502 until fixed.
-  const strayShards = [...registry.all()].filter((tenant) => tenant.legacy !== undefined && !legacyRouter.hasShard(tenant.legacy))
-  if (strayShards.length > 0) {
-    logger.warn({ schools: strayShards.slice(0, 20).map((tenant) => `${tenant.id} -> ${String(tenant.legacy)}`), count: strayShards.length, shards: legacyRouter.shardNames }, 'schools pinned to a legacy shard LEGACY_UPSTREAMS does not declare: their legacy requests get 502 FICUS_ERR_LEGACY_SHARD_UNKNOWN')
-  }
-  const metrics = new FicusMetrics({ routes: migratedRoutes.map((route) => route.name), upstreams: legacyRouter.upstreams.map((upstream) => upstream.name), maxCohorts: config.metricsMaxCohorts })
-  const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger })
-  metrics.addFlags(() => flags.status())
-  metrics.addFlagTrust(() => {
-    const status = flags.status()
-    return { missingNow: status.missingFlags.length, authRejected: status.authRejected !== undefined, ...flags.counts() }
-  })
-  metrics.addBreakers(() => safety.guards.map((guard) => ({ route: guard.name, open: guard.breaker.openCount, halfOpen: guard.breaker.halfOpenCount })))
-  metrics.addLabelledCounter('ficus_session_signature_checks_total', 'Signature checks of session cookies, by outcome (valid, invalid)', () => [
-    { labels: { outcome: 'valid' }, value: signatures.valid },
-    { labels: { outcome: 'invalid' }, value: signatures.invalid }
-  ])
-  metrics.addLabelledCounter('ficus_session_signature_alerts_total', 'Windows in which most session cookies failed their signature check', () => [{ labels: {}, value: signatures.alerts }])
-  metrics.addGauge('ficus_session_bindings_cached', 'Session id -> school bindings remembered by this process', () => sessions.bindings.size)
-  const memoryStore = sessions.store instanceof MemorySessionStore ? sessions.store : undefined
-  if (memoryStore !== undefined) metrics.addGauge('ficus_session_store_records', 'Sessions held by the in-process store', () => memoryStore.size)
-  metrics.addTenantPools(() => registry.databaseStats())
-  metrics.addGauge('ficus_shadow_in_flight', 'Shadow comparisons running now', () => safety.shadowInFlight)
-  metrics.addGauge('ficus_draining', '1 from SIGTERM until exit', () => (readiness.draining ? 1 : 0))
-  const tunnels = new Tunnels(config.tunnels)
-  metrics.addGauge('ficus_tunnels_open', 'Upgrade tunnels (WebSocket) open to legacy now', () => tunnels.size)
-  const app = await buildProxy({ config: proxyConfig, registry, flags, routes: migratedRoutes, logger, sessions, safety, metrics, lifecycle: readiness, tunnels })
-
-  const prewarm = new Prewarm()
-  // One step per legacy upstream ('legacy' alone with LEGACY_URL), each through its own pool.
-  const severalUpstreams = config.legacyTable !== undefined
-  const prewarmStepOf = (name: string): string => severalUpstreams ? `legacy ${name}` : 'legacy'
-  if (config.prewarmLegacyConnections > 0 && proxyConfig.legacyUrl !== undefined) {
-    for (const upstream of legacyRouter.upstreams) {
-      const host = new URL(upstream.url).host
-      // Sent at once through the legacy adapter's own pool, so each opens a connection there.
-      prewarm.add({
-        name: prewarmStepOf(upstream.name),
-        run: async () => {
-          const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
-            app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, accept: 'application/json', [INTERNAL_HEADER]: safety.prewarmMarker, [PREWARM_UPSTREAM_HEADER]: upstream.name } })))
-          return legacyPrewarmOutcome(answers.map((answer) => ({ status: answer.statusCode, body: answer.body })), config.prewarmPath)
-        }
-      })
-    }
-  }
-  if (config.prewarmSchools.length > 0) {
-    prewarm.add({
-      name: 'school databases',
-      run: async () => {
-        const { schools, unknown } = selectPrewarmSchools(config.prewarmSchools, registry.all())
-        const { tenantDb } = config
-        const outcome = await openPrewarmSchools(schools, async (tenant) => { await tenantDatabase(tenant).query('SELECT 1') }, {
-          concurrency: config.prewarmConcurrency,
-          timeoutMs: config.prewarmTimeoutMs,
-          max: tenantDb.databaseUrl === undefined ? tenantDb.pgliteMax : tenantDb.poolsMax
-        })
-        logger.info({ selected: schools.length, opened: outcome.opened, failed: outcome.failed.length, skipped: outcome.skipped }, 'school databases pre-warmed')
-        const problems = [
-          ...(unknown.length > 0 ? [`PREWARM_SCHOOLS names ${unknown.join(', ')}, not in the registry`] : []),
-          ...(outcome.failed.length > 0 ? [`${outcome.failed.length} of ${schools.length} failed (first: ${outcome.failed[0]?.id}: ${outcome.failed[0]?.error})`] : []),
-          ...(outcome.skipped > 0 ? [`${outcome.skipped} of ${schools.length} left closed (pool cap or PREWARM_TIMEOUT_MS)`] : [])
-        ]
-        if (problems.length > 0) throw new Error(`${outcome.opened} opened; ${problems.join('; ')}`)
-      }
-    })
-  }
-  const migrationConsole = createConsole({
-    config: config.console, adminToken: config.adminToken, routes: migratedRoutes, registry, flags, killSwitchFlag: config.killSwitchFlag,
-    guards: safety.guards, metrics, flagsFile: config.flagsFile, unleashEnvironment: config.unleash?.environment, controlDatabaseUrl: config.tenantDb.databaseUrl, workerIndex: config.workerIndex, logger
-  })
-  closers.push(() => migrationConsole.close())
-  const admin = await buildAdmin({
-    token: config.adminToken,
-    logger,
-    checks: [
-      { name: 'flags', check: () => ({ ready: flags.isReady(), detail: flags.status() }) },
-      { name: 'tenants', check: () => ({ ready: registry.size > 0, detail: { source: registry.source, count: registry.size } }) },
-      { name: 'prewarm', check: () => ({ ready: prewarm.done, detail: prewarm.results }) },
-      // A line per legacy upstream: where it is and how its pre-warm went (best effort, as above).
-      ...(severalUpstreams
-        ? legacyRouter.upstreams.map((upstream) => ({ name: `legacy ${upstream.name}`, check: () => ({ ready: prewarm.done, detail: { url: upstream.url, prewarm: prewarm.results[prewarmStepOf(upstream.name)] ?? 'not run' } }) }))
-        : []),
-      ...(embeddedDatabases === undefined ? [] : [{ name: 'embedded school databases', check: () => embeddedDatabases.status() }])
-    ],
-    decisions: (tenantId) => decisionsFor(tenantId, { registry, flags, routes: migratedRoutes, killSwitchFlag: config.killSwitchFlag, legacyRouter }),
-    metrics,
-    safety,
-    console: migrationConsole.plugin
-  }, readiness)
+  const ficus = await createFicus(config, { logger })
+  const { app, admin, registry, safety, tunnels, readiness, prewarm, sessions } = ficus
+  // Built from the configuration, never brought in: the file or Unleash-backed flags.
+  const flags = ficus.flags as Flags
 
   // Workers share the public port; each has its own admin port so each can be scraped.
   const adminPort = config.workerIndex === undefined || config.adminPort === 0 ? config.adminPort : config.adminPort + config.workerIndex - 1
@@ -188,9 +46,9 @@ async function main (): Promise<void> {
     public: `http://${config.host}:${boundPort(app.server.address(), config.port)}`,
     admin: `http://${config.adminHost}:${boundPort(admin.server.address(), adminPort)}`,
     baseDomain: config.baseDomain,
-    legacy: config.legacyUrl ?? legacy?.url,
+    legacy: config.legacyUrl ?? ficus.demoLegacy?.url,
     tenants: `${registry.source} (${registry.size} schools)`,
-    sessions: sessions.store.description,
+    sessions: sessions?.store.description,
     flags: flags.source,
     migratedRoutes: migratedRoutes.map((route) => `${route.name} <- ${route.flag}`),
     console: `http://${config.adminHost}:${boundPort(admin.server.address(), adminPort)}/console`
@@ -226,10 +84,7 @@ async function main (): Promise<void> {
     const tunnelCount = await tunnelsClosed
     if (tunnelCount > 0) logger.info({ tunnels: tunnelCount }, 'upgrade tunnels closed')
     // Pools and clients close within one fixed bound, whatever a hung server does.
-    const closedAll = await within((async () => {
-      await admin.close()
-      for (const close of closers.reverse()) await close()
-    })(), CLOSE_BOUND_MS)
+    const closedAll = await within(ficus.closeParts(), CLOSE_BOUND_MS)
     if (!closedAll) logger.warn({ closeBoundMs: CLOSE_BOUND_MS }, 'pools and clients still closing: exiting without them')
     const cut = closed.forced || !closedAll
     logger.info({ closeMs: closed.ms, forced: cut }, 'stopped')
@@ -240,37 +95,9 @@ async function main (): Promise<void> {
   process.on('message', (message) => { if (message === PRIMARY_STOP) void stop(PRIMARY_STOP) })
   onHangUp = () => {
     const flagsFile = flags.reload()
-    registry.reload()
+    registry.reload?.()
     logger.info({ flags: flagsFile ? config.flagsFile : `${flags.source} (not a file)`, tenants: registry.source }, 'SIGHUP: flags and tenants files re-read')
   }
-}
-
-/**
- * Every school's embedded database, created one after the other before /readyz says ready:
- * starting a PGlite database takes seconds, which the first visitor should not wait for (and
- * one at a time keeps the peak memory of the demo low). A school that fails is reported and
- * does not hold readiness: its requests get the database error, the others are served.
- */
-function createEmbeddedDatabases (registry: { all (): Iterable<Parameters<typeof tenantDatabase>[0]> }, max: number, logger: Logger): { status (): { ready: boolean, detail: Record<string, string> } } {
-  const detail: Record<string, string> = {}
-  let done = false
-  const started = performance.now()
-  void (async () => {
-    // At most as many as may be open at once (TENANT_PGLITE_MAX): the demo has three.
-    for (const tenant of [...registry.all()].slice(0, max)) {
-      detail[tenant.id] = 'creating'
-      try {
-        await tenantDatabase(tenant).query('SELECT 1')
-        detail[tenant.id] = 'ok'
-      } catch (error) {
-        detail[tenant.id] = `failed: ${(error as Error).message}`
-        logger.warn({ tenant: tenant.id, err: (error as Error).message }, 'embedded school database could not be created')
-      }
-    }
-    done = true
-    logger.info({ schools: detail, ms: Math.round(performance.now() - started) }, 'embedded school databases created')
-  })()
-  return { status: () => ({ ready: done, detail }) }
 }
 
 // The demo's first screen: what is embedded, who can reach it, and the pages to open.

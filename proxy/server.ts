@@ -1,20 +1,16 @@
-// The public edge, built without listening so tests can start it on port 0. For every request:
-// canonical path -> school from the Host -> route -> flag decision -> new handler or legacy.
-// Everything up to the decision is synchronous and from memory, and runs before the body is read.
+// The public edge's fastify instance, built without listening: its HTTP settings, the legacy
+// adapter, the request path (request-path/: every request's stages, in order), the sessions
+// plugin, the upgrade listener and the routes. proxy/create-ficus.ts is its only caller.
 import { randomUUID } from 'node:crypto'
 import { METHODS, ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import legacyAdapter from '../legacy-adapter/index.ts'
 import { LegacyRouter } from '../legacy-adapter/upstreams.ts'
-import { markUpgrade, offeredProtocols, pendingUpgrade, Tunnels } from '../legacy-adapter/tunnel.ts'
-import { decideBackend } from '../flags/decide-backend.ts'
+import { markUpgrade, Tunnels } from '../legacy-adapter/tunnel.ts'
 import type { FlagReader } from '../flags/flags.ts'
-import type { FlagContext } from '../flags/flag-context.ts'
-import { writeAccessLog } from '../metrics/access-log.ts'
-import { FicusMetrics, ROUTE_NONE, ROUTE_UNMIGRATED } from '../metrics/registry.ts'
-import { INTERNAL_HEADER, SafetyNet, type RouteGuard as SafetyGuard } from '../safety/safety-net.ts'
-import { CommonErrors } from '../core/errors.ts'
+import type { FicusMetrics } from '../metrics/registry.ts'
+import type { SafetyNet } from '../safety/safety-net.ts'
 import type { MigratedRoute } from '../core/route.ts'
 import { HostResolver } from '../tenants/host.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
@@ -22,14 +18,10 @@ import sessionsPlugin from '../sessions/plugin.ts'
 import { AccessStage } from '../access/stage.ts'
 import { ruleProblem } from '../access/rules.ts'
 import type { SessionComponents } from '../sessions/config.ts'
-import type { Tenant } from '../tenants/tenant.ts'
-import { TenantErrors } from '../tenants/errors.ts'
-import { canonicalizeUrl } from './canonical-path.ts'
+import { RequestPath, rewriteUrl } from '../request-path/index.ts'
 import type { Config } from './config.ts'
-import { ProxyErrors } from './errors.ts'
-import { sendError, toFicusError } from './error-reply.ts'
 import { TrustedProxies } from './trusted-proxies.ts'
-import { closesConnection, edgeRefusal, isEdgeRefusal, refuseConnect } from './strict-edge.ts'
+import { refuseConnect } from '../request-path/strict-edge.ts'
 
 export interface ProxyParts {
   readonly config: Config
@@ -39,31 +31,21 @@ export interface ProxyParts {
   readonly logger: FastifyBaseLogger
   /** The shared session store; without it handlers have no `request.session`. */
   readonly sessions?: SessionComponents
-  /** Shadow, fallback and breaker; built from `config.safety` when absent. */
-  readonly safety?: SafetyNet
-  /** Built with default settings when absent. */
-  readonly metrics?: FicusMetrics
+  /** Guards, breakers, shadow runner and running handlers. */
+  readonly safety: SafetyNet
+  readonly metrics: FicusMetrics
   /** While true, every response says `Connection: close` (the drain after SIGTERM). */
-  readonly lifecycle?: { readonly draining: boolean }
-  /** Open upgrade tunnels (closed by the shutdown); built from `config.tunnels` when absent. */
-  readonly tunnels?: Tunnels
+  readonly lifecycle: { readonly draining: boolean }
+  /** Open upgrade tunnels (closed by the shutdown). */
+  readonly tunnels: Tunnels
+  readonly legacyRouter: LegacyRouter
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The school this request is for; set before any handler runs. */
-    tenant: Tenant
-    /** ficus's own pre-warm request: not client traffic, so neither counted nor access-logged. */
-    ficusPrewarm: boolean
-  }
-  interface FastifyContextConfig {
-    migratedRoute?: MigratedRoute
-  }
+export interface Proxy {
+  readonly app: FastifyInstance
+  /** The header value of ficus's own pre-warm requests (request-path/prewarm.ts). */
+  readonly prewarmMarker: string
 }
-
-// Set by rewriteUrl on the raw request when its path cannot be decided on; answered with 400.
-const kPathProblem = Symbol('ficus.pathProblem')
-type RawRequest = IncomingMessage & { [kPathProblem]?: string }
 
 const REQUEST_ID_SYNTAX = /^[A-Za-z0-9._:-]{1,128}$/
 // Legacy may speak WebDAV or anything else Node parses; CONNECT is for forward proxies only, and
@@ -72,9 +54,6 @@ const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
 // How late (at most) a headers or request timeout is noticed.
 const MAX_TIMEOUT_CHECK_MS = 1_000
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'DELETE'])
-const NOT_DRAINING = Object.freeze({ draining: false })
-/** On a pre-warm request only: the legacy upstream it opens a connection to. */
-export const PREWARM_UPSTREAM_HEADER = 'x-ficus-prewarm-upstream'
 
 /** The legacy routing table of a configuration: LEGACY_UPSTREAMS, or the one LEGACY_URL. */
 export function legacyRouterOf (config: Config): LegacyRouter {
@@ -86,18 +65,23 @@ export function legacyRouterOf (config: Config): LegacyRouter {
   }, config.legacyUpgrades)
 }
 
-export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
-  const { config, registry, flags } = parts
-  const hosts = new HostResolver(config.baseDomain)
+export async function buildProxy (parts: ProxyParts): Promise<Proxy> {
+  const { config, safety, legacyRouter } = parts
   const trustedProxies = new TrustedProxies(config.trustedProxies)
-  const servedBy = config.servedByHeader
-  // Process metrics are main.ts's choice: a test or a bench building many apps needs none.
-  const legacyRouter = legacyRouterOf(config)
-  const tunnels = parts.tunnels ?? new Tunnels(config.tunnels)
-  const metrics = parts.metrics ?? new FicusMetrics({ routes: parts.routes.map((route) => route.name), upstreams: legacyRouter.upstreams.map((upstream) => upstream.name), maxCohorts: config.metricsMaxCohorts, processMetrics: false })
-  const safety = parts.safety ?? new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger: parts.logger })
-  const lifecycle = parts.lifecycle ?? NOT_DRAINING
-  const accessLog = config.accessLog
+  const path = new RequestPath({
+    hosts: new HostResolver(config.baseDomain),
+    registry: parts.registry,
+    bareDomainToLegacy: config.bareDomain === 'legacy',
+    flags: parts.flags,
+    killSwitchFlag: config.killSwitchFlag,
+    safety,
+    metrics: parts.metrics,
+    legacyRouter,
+    bindings: parts.sessions?.bindings,
+    servedByHeader: config.servedByHeader,
+    accessLog: config.accessLog,
+    lifecycle: parts.lifecycle
+  })
 
   const app = Fastify({
     loggerInstance: parts.logger,
@@ -124,12 +108,7 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       const supplied = trustedProxies.trusts(req.socket.remoteAddress) ? req.headers[config.requestIdHeader] : undefined
       return typeof supplied === 'string' && REQUEST_ID_SYNTAX.test(supplied) ? supplied : randomUUID()
     },
-    rewriteUrl (req) {
-      const canonical = canonicalizeUrl(req.url ?? '')
-      if (canonical.ok) return canonical.url
-      ;(req as RawRequest)[kPathProblem] = canonical.reason
-      return '/'
-    },
+    rewriteUrl,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
     // Migrated routes get what the client sent or a 422 naming the field: ajv's default coercion
     // would turn `"3"` into 3 or `[1]` into 1 and store a type the client never sent.
@@ -140,124 +119,34 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   for (const method of ALL_METHODS) {
     if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: !BODYLESS_METHODS.has(method) })
   }
-  app.decorateRequest('tenant', undefined as unknown as Tenant)
   refuseConnect(app.server)
-  app.decorateRequest('ficusPrewarm', false)
 
   await app.register(legacyAdapter, {
     router: legacyRouter,
-    shardOf: (request: FastifyRequest) => request.tenant?.legacy,
-    tunnels,
+    shardOf: (request: FastifyRequest) => request.exchange.tenant?.legacy,
+    tunnels: parts.tunnels,
     preserveHost: config.preserveHost,
     bodyLimitBytes: config.legacyBodyLimitBytes,
     requestIdHeader: config.requestIdHeader,
-    servedByHeader: servedBy,
+    servedByHeader: config.servedByHeader,
     trustsPeer: (request: FastifyRequest) => trustedProxies.trusts(request.socket.remoteAddress),
     allowedHeaders: new Set(config.legacyAllowHeaders),
     hostOnlyCookie: config.sessionCookieHostOnly ? config.sessions.cookieName : undefined
   })
 
-  // Before the sessions plugin: its onSend hook must not run ahead of the handler deadline check.
-  safety.install(app, (request, reply) => toLegacy(request, reply, request.tenant.id))
-  app.addHook('onResponse', function observe (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-    const guard = request.ficusGuard
-    const backend = request.ficusBackend
-    if (request.ficusPrewarm) {
-      if (accessLog) writeAccessLog(request, reply, ROUTE_UNMIGRATED, backend, true)
-      return done()
-    }
-    const route = guard !== null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
-    metrics.observe(route, backend, reply.statusCode, request.tenant?.cohorts[0], reply.elapsedTime / 1000)
-    const upstream = request.legacyUpstream
-    if (upstream !== undefined) metrics.observeUpstream(upstream.index, reply.statusCode, reply.elapsedTime / 1000)
-    if (accessLog) writeAccessLog(request, reply, guard !== null ? guard.name : backend === 'none' ? ROUTE_NONE : ROUTE_UNMIGRATED, backend)
-    done()
-  })
-
-  const bindings = parts.sessions?.bindings
+  // Before the sessions plugin: its onSend hook must run after the path's (the fallback's).
+  path.install(app)
   const access = new AccessStage(config.access)
   access.install(app)
   if (parts.sessions !== undefined) await app.register(sessionsPlugin, parts.sessions)
-
-  // The session cookie reaches legacy only when it names a session of this school, or of none yet
-  // (sessions/bindings.ts). Requests without the session cookie pass straight through.
-  function toLegacy (request: FastifyRequest, reply: FastifyReply, tenantId: string | undefined): void {
-    if (request.ficusBackend === 'none') request.ficusBackend = 'legacy'
-    const cookie = request.headers.cookie
-    const forLegacy = bindings === undefined ? cookie : bindings.legacyCookieHeader(cookie, tenantId)
-    if (forLegacy === cookie) return forward(request, reply)
-    if (!(forLegacy instanceof Promise)) return sendWithCookie(request, reply, forLegacy)
-    forLegacy.then((header) => sendWithCookie(request, reply, header), (error: Error) => reply.send(error))
-  }
-
-  app.setErrorHandler((error, request, reply) => {
-    safety.errorPage(request)
-    const ficusError = toFicusError(error as Error)
-    if (closesConnection(ficusError)) reply.header('connection', 'close')
-    // A cancellation (client gone, deadline, shutdown) is logged where it fired, not as a failure.
-    if (ficusError.statusCode >= 500 && !isEdgeRefusal(ficusError) && ficusError.code !== 'FICUS_ERR_REQUEST_CANCELLED') request.log.error({ err: error, code: ficusError.code }, 'request failed')
-    return sendError(request, reply, ficusError)
-  })
-
-  app.addHook('onRequest', function dispatch (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-    const refusal = edgeRefusal(request.raw)
-    if (refusal !== undefined) return done(refusal)
-    const pathProblem = (request.raw as RawRequest)[kPathProblem]
-    if (pathProblem !== undefined) return done(ProxyErrors.FICUS_ERR_PATH_INVALID(pathProblem))
-    if (lifecycle.draining) reply.header('connection', 'close')
-    // ficus's own requests (shadow replays, pre-warm) carry a marker no client can know.
-    const internal = request.headers[INTERNAL_HEADER] !== undefined
-    if (internal && safety.isPrewarm(request)) {
-      delete request.raw.headers[INTERNAL_HEADER]
-      request.ficusBackend = 'legacy'
-      request.ficusPrewarm = true
-      const named = request.headers[PREWARM_UPSTREAM_HEADER]
-      delete request.raw.headers[PREWARM_UPSTREAM_HEADER]
-      return void reply.toLegacy(typeof named === 'string' ? legacyRouter.get(named) : undefined)
-    }
-
-    const host = hosts.resolve(request.headers.host)
-    if (host.kind !== 'tenant') {
-      // No school: only a session bound to none passes (toLegacy).
-      if (host.kind === 'bare' && config.bareDomain === 'legacy') return toLegacy(request, reply, undefined)
-      if (host.kind === 'malformed') return done(TenantErrors.FICUS_ERR_HOST_INVALID(host.reason))
-      return done(TenantErrors.FICUS_ERR_TENANT_UNKNOWN())
-    }
-    const tenant = registry.get(host.tenantId)
-    if (tenant === undefined) return done(TenantErrors.FICUS_ERR_TENANT_UNKNOWN())
-    if (tenant.status !== 'active') {
-      return done(tenant.status === 'maintenance' ? TenantErrors.FICUS_ERR_TENANT_MAINTENANCE() : TenantErrors.FICUS_ERR_TENANT_SUSPENDED())
-    }
-    request.tenant = tenant
-
-    const route = request.routeOptions.config.migratedRoute
-    if (route === undefined) return toLegacy(request, reply, tenant.id)
-    const guard = request.routeOptions.config.routeGuard as SafetyGuard
-    request.ficusGuard = guard
-    if (internal && safety.isShadowReplay(request)) {
-      safety.startShadowReplay(request, reply)
-      return done()
-    }
-    const context: FlagContext = { tenantId: tenant.id, cohorts: tenant.cohorts, route: route.name, remoteAddress: request.ip }
-    let backend
-    try {
-      backend = decideBackend(flags, route, context, config.killSwitchFlag)
-      if (backend === 'legacy') safety.legacyChosen(request, guard, context)
-    } catch (error) {
-      return done(toFicusError(error as Error))
-    }
-    if (backend === 'legacy' || !safety.admit(request, reply, guard, tenant.id)) return toLegacy(request, reply, tenant.id)
-    if (servedBy !== undefined) reply.header(servedBy, 'new')
-    done()
-  })
 
   // Only when something accepts upgrades: otherwise node serves an upgrade offer as a plain
   // request, which the strict edge refuses (or, for h2c alone, serves over HTTP/1.1).
   if (legacyRouter.upstreams.some((upstream) => upstream.upgrades.length > 0) || parts.routes.some((route) => route.upgrade !== undefined)) listenForUpgrades(app)
 
   // Everything no migrated route claims goes to legacy, whatever the method.
-  app.route({ method: ALL_METHODS, url: '/*', handler: legacyOnly })
-  app.route({ method: ALL_METHODS, url: '/', handler: legacyOnly })
+  app.route({ method: ALL_METHODS, url: '/*', handler: path.legacyOnly })
+  app.route({ method: ALL_METHODS, url: '/', handler: path.legacyOnly })
 
   for (const route of parts.routes) {
     const problem = ruleProblem(route.access)
@@ -266,28 +155,15 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
       method: route.method as string | string[],
       url: route.url,
       schema: route.schema,
-      config: { migratedRoute: route, routeGuard: safety.guard(route) },
+      config: { routeGuard: safety.guard(route) },
       // Who may call it, before its body is validated and its handler runs (shadow runs too).
       preValidation: access.guard(route),
-      preHandler: upgradeGate(route),
-      handler: safety.wrapHandler(route.handler, route.fallbackToLegacy !== false)
+      preHandler: path.upgradeGateOf(route),
+      handler: path.handlerOf(route)
     })
   }
 
-  return app
-}
-
-function sendWithCookie (request: FastifyRequest, reply: FastifyReply, cookie: string | undefined): void {
-  if (cookie === undefined) delete request.raw.headers.cookie
-  else request.raw.headers.cookie = cookie
-  forward(request, reply)
-}
-
-// An upgrade handed over by the upgrade listener is tunnelled; a bare offer of h2c is ignored.
-function forward (request: FastifyRequest, reply: FastifyReply): void {
-  const pending = pendingUpgrade(request.raw)
-  if (pending !== undefined && offeredProtocols(request.headers.upgrade).length > 0) reply.tunnelToLegacy(pending)
-  else reply.toLegacy()
+  return { app, prewarmMarker: path.prewarmMarker }
 }
 
 /**
@@ -309,21 +185,4 @@ function listenForUpgrades (app: FastifyInstance): void {
     })
     app.routing(req, res)
   })
-}
-
-/** The route's own upgrade hook, or a refusal: a migrated route takes upgrades only when it says so. */
-function upgradeGate (route: MigratedRoute) {
-  return function upgradeGate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const pending = pendingUpgrade(request.raw)
-    if (pending === undefined || offeredProtocols(request.headers.upgrade).length === 0) return done()
-    if (route.upgrade === undefined) return done(CommonErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(`route ${route.name} does not accept upgrades`))
-    reply.hijack()
-    ;(reply.raw as ServerResponse).detachSocket(pending.socket as Socket)
-    route.upgrade(request, pending.socket, pending.head)
-  }
-}
-
-// Unreachable: the dispatch hook forwards every request of these routes before their handler.
-async function legacyOnly (): Promise<never> {
-  throw CommonErrors.FICUS_ERR_INTERNAL('catch-all handler reached')
 }

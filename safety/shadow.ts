@@ -135,7 +135,7 @@ export interface ShadowJob {
   readonly legacyBody: Buffer
 }
 
-/** What the runner needs to replay a request on the new side: app.inject with the shadow marker. */
+/** What the runner needs to replay a request on the new side (request-path/shadow.ts runs it through the path). */
 export type ShadowReplay = (job: ShadowJob) => Promise<ComparedResponse>
 
 export interface ShadowResultSink {

@@ -15,9 +15,8 @@ import { CsrfTokens } from '../../access/csrf.ts'
 import { Flags } from '../../flags/flags.ts'
 import { migratedRoutes } from '../../new-routes/index.ts'
 import { parseConfig } from '../../proxy/config.ts'
-import { buildProxy } from '../../proxy/server.ts'
+import { createFicus } from '../../proxy/create-ficus.ts'
 import { flaskSessionCodec } from '../../sessions/codecs.ts'
-import { createSessions } from '../../sessions/config.ts'
 import { PgTenantDatabases } from '../../tenant-db/pg-databases.ts'
 import { withTenantDatabases } from '../../tenant-db/tenant-registry.ts'
 import { startFlaskApp } from '../helpers/flask-app.ts'
@@ -66,8 +65,9 @@ const registry = withTenantDatabases(new ListRegistry(tenantsOf(schools)), new P
 t.teardown(() => registry.close())
 const flags = await Flags.fromFile(flagsFile, logger, 100)
 t.teardown(() => flags.close())
-const app = await buildProxy({ config, registry, flags, routes: migratedRoutes, logger, sessions: createSessions(config.sessions) })
-t.teardown(() => app.close())
+const ficus = await createFicus(config, { logger, registry, flags, routes: migratedRoutes, processMetrics: false, console: false })
+const app = ficus.app
+t.teardown(() => ficus.close())
 await app.listen({ port: 0, host: '127.0.0.1' })
 const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 

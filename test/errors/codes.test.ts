@@ -59,7 +59,7 @@ function documentedCodes (): Map<string, string> {
 
 t.test('every error table is found, wherever it lives', async (t) => {
   const where = new Set(defined.map((d) => d.where.split(' ')[0]))
-  for (const expected of ['core/errors.ts', 'proxy/errors.ts', 'tenants/errors.ts', 'legacy-adapter/errors.ts', 'flags/errors.ts', 'console/errors.ts', 'new-routes/attendance-register/errors.ts']) {
+  for (const expected of ['core/errors.ts', 'proxy/errors.ts', 'request-path/errors.ts', 'tenants/errors.ts', 'legacy-adapter/errors.ts', 'flags/errors.ts', 'console/errors.ts', 'new-routes/attendance-register/errors.ts']) {
     t.ok(where.has(expected), expected)
   }
   t.same(unexported, [], 'every module that makes a table exports it (else its codes would go unchecked)')

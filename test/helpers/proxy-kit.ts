@@ -18,10 +18,9 @@ import type { MigratedRoute } from '../../core/route.ts'
 import { migratedRoute } from '../../core/route.ts'
 import { buildAdmin, Readiness, type ReadinessCheck } from '../../proxy/admin.ts'
 import { parseConfig, type Config } from '../../proxy/config.ts'
-import { buildProxy } from '../../proxy/server.ts'
+import { createFicus } from '../../proxy/create-ficus.ts'
 import type { FicusMetrics } from '../../metrics/registry.ts'
 import { FileTenantRegistry } from '../../tenants/file-registry.ts'
-import { createSessions } from '../../sessions/config.ts'
 import { startRecordingLegacy, waitFor, DEFAULT_WAIT_MS, type RecordingLegacy, type TeardownHost } from './recording-legacy.ts'
 
 export { waitFor, DEFAULT_WAIT_MS }
@@ -175,9 +174,18 @@ export async function startProxy (t: TeardownHost, options: StartProxyOptions = 
     flags = fileFlags
   }
 
-  const sessions = options.withSessions === true ? createSessions(config.sessions) : undefined
-  const app = await buildProxy({ config, registry, flags, routes: options.routes ?? [ATTENDANCE_ROUTE], logger, sessions, metrics: options.metrics })
-  t.teardown(() => app.close())
+  const ficus = await createFicus(config, {
+    logger,
+    registry,
+    flags,
+    routes: options.routes ?? [ATTENDANCE_ROUTE],
+    ...(options.withSessions === true ? {} : { sessions: false }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    processMetrics: false,
+    console: false
+  })
+  const app = ficus.app
+  t.teardown(() => ficus.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as AddressInfo).port
   const origin = `http://127.0.0.1:${port}`

@@ -10,14 +10,13 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { Client } from 'undici'
 import { Flags } from '../../flags/flags.ts'
-import { FicusMetrics } from '../../metrics/registry.ts'
+import type { FicusMetrics } from '../../metrics/registry.ts'
 import type { MigratedRoute } from '../../core/route.ts'
-import { buildAdmin, Readiness } from '../../proxy/admin.ts'
 import { parseConfig, type Config } from '../../proxy/config.ts'
 import { REDACTED_PATHS } from '../../proxy/logger.ts'
-import { createSessions } from '../../sessions/config.ts'
-import { buildProxy } from '../../proxy/server.ts'
-import { SafetyNet } from '../../safety/safety-net.ts'
+import type { SafetyNet } from '../../safety/safety-net.ts'
+import type { Readiness } from '../../proxy/admin.ts'
+import { createFicus } from '../../proxy/create-ficus.ts'
 import { FileTenantRegistry } from '../../tenants/file-registry.ts'
 import { DEFAULT_TENANTS, writeJson, type LogLine } from './proxy-kit.ts'
 import { startRecordingLegacy, waitFor, DEFAULT_WAIT_MS, type RecordingLegacy, type TeardownHost } from './recording-legacy.ts'
@@ -103,19 +102,19 @@ export async function startSafetyKit (t: TeardownHost, options: SafetyKitOptions
   t.teardown(() => flags.close())
 
   // Process metrics are global to prom-client's collectors; the tests need only ficus's own.
-  const metrics = new FicusMetrics({ routes: options.routes.map((route) => route.name), maxCohorts: config.metricsMaxCohorts, processMetrics: false })
-  const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: config.killSwitchFlag, events: metrics, logger })
-  metrics.addFlags(() => flags.status())
-  metrics.addBreakers(() => safety.guards.map((guard) => ({ route: guard.name, open: guard.breaker.openCount, halfOpen: guard.breaker.halfOpenCount })))
-  const readiness = new Readiness()
-  const sessions = options.withSessions === true ? createSessions(config.sessions) : undefined
-  const app = await buildProxy({ config, registry, flags, routes: options.routes, logger, safety, metrics, lifecycle: readiness, sessions })
-  t.teardown(() => app.close())
+  const ficus = await createFicus(config, {
+    logger,
+    registry,
+    flags,
+    routes: options.routes,
+    ...(options.withSessions === true ? {} : { sessions: false }),
+    processMetrics: false,
+    console: false
+  })
+  const { app, admin, safety, metrics, readiness } = ficus
+  t.teardown(() => ficus.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-
-  const admin = await buildAdmin({ token: undefined, logger, checks: [], metrics, safety }, readiness)
-  t.teardown(() => admin.close())
   await admin.listen({ port: 0, host: '127.0.0.1' })
   const adminOrigin = `http://127.0.0.1:${(admin.server.address() as AddressInfo).port}`
 

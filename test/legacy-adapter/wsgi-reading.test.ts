@@ -5,7 +5,7 @@
 // forwarded reads in Flask as the path the decision was taken on.
 import t from 'tap'
 import fc from 'fast-check'
-import { canonicalizeUrl } from '../../proxy/canonical-path.ts'
+import { canonicalizeUrl } from '../../request-path/canonical-path.ts'
 import { startFlaskApp } from '../helpers/flask-app.ts'
 import { rawRequest, startProxy, type RawResponse } from '../helpers/proxy-kit.ts'
 

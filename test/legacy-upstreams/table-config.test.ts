@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import t from 'tap'
 import { ConfigError, parseConfig } from '../../proxy/config.ts'
-import { canonicalizeUrl } from '../../proxy/canonical-path.ts'
+import { canonicalizeUrl } from '../../request-path/canonical-path.ts'
 import { legacyRouterOf } from '../../proxy/server.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ficus-upstreams-'))

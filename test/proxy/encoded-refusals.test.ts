@@ -5,7 +5,7 @@
 // front of the recording legacy.
 import t from 'tap'
 import fc from 'fast-check'
-import { canonicalizeUrl } from '../../proxy/canonical-path.ts'
+import { canonicalizeUrl } from '../../request-path/canonical-path.ts'
 import { rawRequest, startProxy, type ProxyKit } from '../helpers/proxy-kit.ts'
 
 type Tap = { teardown (fn: () => unknown): void }

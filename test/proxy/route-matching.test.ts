@@ -1,4 +1,4 @@
-// Route matching (README "Route matching", header of proxy/canonical-path.ts): every spelling of
+// Route matching (README "Route matching", header of request-path/canonical-path.ts): every spelling of
 // a migrated route that legacy could read as the same route is either decided on its canonical
 // form (and that form is what legacy gets) or rejected with 400. It never reaches legacy for a
 // school where the route is migrated.

@@ -1,4 +1,4 @@
-// A strict HTTP edge (proxy/strict-edge.ts): only HTTP/1.0 and 1.1 request lines, no TRACE or
+// A strict HTTP edge (request-path/strict-edge.ts): only HTTP/1.0 and 1.1 request lines, no TRACE or
 // CONNECT, no protocol upgrade turned into a plain request, no GET or HEAD body, and a 413 that
 // closes the connection instead of reading the rest. Request lines, methods, framings and
 // header values are generated, sent on raw sockets (most of them no HTTP client would send), and

@@ -207,3 +207,33 @@ t.test('a school not in shadow costs nothing extra', async (t) => {
   t.same((await shadowTotals(kit)).schools, { 'school-a': { match: 0, mismatch: 1, error: 0 } }, 'school-a compared (generatedAt differs), school-b not at all')
   t.equal(calls.GET, 1)
 })
+
+t.test('no header makes a client request a shadow replay: it is served by legacy, and replays carry no marker', async (t) => {
+  const seen: Array<Record<string, unknown>> = []
+  const route = migratedRoute({
+    name: ROUTE,
+    method: 'GET',
+    url: '/report',
+    flag: FLAG,
+    access: 'public',
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      seen.push({ ...request.headers })
+      return reply.send(legacyReport(request.tenant.id))
+    }
+  })
+  const kit = await startSafetyKit(t, { routes: [route], flags: flagsFor({ [FLAG]: [], [`${FLAG}-shadow`]: ['school-a'] }) })
+  kit.legacy.handle(legacyHandler)
+
+  // The header that once marked ficus's own requests, and spellings a client might try.
+  const answer = await kit.request('school-b', '/report', { headers: { 'x-ficus-internal': 'shadow', 'x-ficus-shadow': '1', 'x-ficus-replay': 'true' } })
+  t.equal(answer.status, 200)
+  t.equal(answer.headers['x-served-by'], 'legacy', 'the flag decided, not the headers')
+  t.equal(kit.legacy.requests.length, 1)
+  t.equal(seen.length, 0, 'the new handler did not run for a school not in shadow')
+
+  await kit.request('school-a', '/report')
+  await waitForComparisons(kit, 1)
+  t.equal(seen.length, 1, 'the replay ran the new handler')
+  t.same(Object.keys(seen[0] ?? {}).filter((name) => name.startsWith('x-ficus')), [], 'the replay carries no marker header')
+  t.equal(kit.legacy.requests.length, 2, 'the replay never reached legacy')
+})

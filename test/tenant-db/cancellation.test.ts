@@ -2,7 +2,7 @@
 // of the school's database: a client that leaves mid-write leaves no row, no audit row and no
 // transaction behind, and the pool goes on serving; shutdown cancels a running write (503); a GET
 // past its deadline is served by legacy and its query is cancelled on the server. The routes are the test's own migrated routes, run by
-// the edge itself (buildProxy), so the tests do not depend on any feature route's access rules.
+// the edge itself (createFicus), so the tests do not depend on any feature route's access rules.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,12 +12,10 @@ import t from 'tap'
 import { pino } from 'pino'
 import { request } from 'undici'
 import { Flags } from '../../flags/flags.ts'
-import { FicusMetrics } from '../../metrics/registry.ts'
 import { migratedRoute, type MigratedRoute } from '../../core/route.ts'
 import { writeMarks, MARKS_TABLE } from '../../new-routes/attendance-register/queries.ts'
 import { parseConfig } from '../../proxy/config.ts'
-import { SafetyNet } from '../../safety/safety-net.ts'
-import { buildProxy } from '../../proxy/server.ts'
+import { createFicus } from '../../proxy/create-ficus.ts'
 import { auditedWrite, AUDIT_TABLE } from '../../tenant-db/audit.ts'
 import { PgTenantDatabases } from '../../tenant-db/pg-databases.ts'
 import { tenantDatabase, withTenantDatabases } from '../../tenant-db/tenant-registry.ts'
@@ -128,10 +126,9 @@ t.test('cancellation through the edge, on a slow school database', async (t) => 
   const flags = await Flags.fromFile(flagsFile, logger, config.flagsPollMs)
   t.teardown(() => flags.close())
   const routes = [write, writeThenRead, slowRead]
-  const metrics = new FicusMetrics({ routes: routes.map((route) => route.name), processMetrics: false })
-  const safety = new SafetyNet({ config: config.safety, flags, killSwitchFlag: undefined, events: metrics, logger })
-  const app = await buildProxy({ config, registry, flags, routes, logger, metrics, safety })
-  t.teardown(() => app.close())
+  const ficus = await createFicus(config, { logger, registry, flags, routes, sessions: false, processMetrics: false, console: false })
+  const { app, metrics, safety } = ficus
+  t.teardown(() => ficus.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
   const host = `${school.id}.localhost`

@@ -7,7 +7,7 @@ import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { CommonErrors } from '../core/errors.ts'
 import type { FicusError } from '../errors/index.ts'
-import { ProxyErrors } from './errors.ts'
+import { EdgeErrors } from './errors.ts'
 import { errorPage } from './error-reply.ts'
 import { pendingUpgrade } from '../legacy-adapter/tunnel.ts'
 
@@ -16,10 +16,10 @@ const REFUSED_METHODS: ReadonlySet<string> = new Set(['TRACE', 'CONNECT'])
 /** The refusal this request gets, or undefined when it may go on. */
 export function edgeRefusal (raw: IncomingMessage): FicusError | undefined {
   if (raw.httpVersionMajor !== 1 || raw.httpVersionMinor > 1) {
-    return ProxyErrors.FICUS_ERR_HTTP_VERSION_UNSUPPORTED(`HTTP/${raw.httpVersion}`)
+    return EdgeErrors.FICUS_ERR_HTTP_VERSION_UNSUPPORTED(`HTTP/${raw.httpVersion}`)
   }
   const method = raw.method ?? ''
-  if (REFUSED_METHODS.has(method)) return ProxyErrors.FICUS_ERR_METHOD_UNSUPPORTED(method)
+  if (REFUSED_METHODS.has(method)) return EdgeErrors.FICUS_ERR_METHOD_UNSUPPORTED(method)
   const headers = raw.headers
   if (headers.upgrade !== undefined) {
     // Through the upgrade listener (legacy-adapter/tunnel.ts) an upgrade may be tunnelled; its
@@ -29,7 +29,7 @@ export function edgeRefusal (raw: IncomingMessage): FicusError | undefined {
     if (listened ? hasBody(raw) : !onlyH2c(headers.upgrade)) return CommonErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(headers.upgrade.slice(0, 64))
   }
   if ((method === 'GET' || method === 'HEAD') && hasBody(raw)) {
-    return ProxyErrors.FICUS_ERR_BODY_NOT_ALLOWED(method)
+    return EdgeErrors.FICUS_ERR_BODY_NOT_ALLOWED(method)
   }
   return undefined
 }
@@ -64,7 +64,7 @@ export function closesConnection (error: FicusError): boolean {
  */
 export function refuseConnect (server: Server): void {
   server.on('connect', (_request: IncomingMessage, socket: Duplex) => {
-    const error = ProxyErrors.FICUS_ERR_METHOD_UNSUPPORTED('CONNECT')
+    const error = EdgeErrors.FICUS_ERR_METHOD_UNSUPPORTED('CONNECT')
     const body = errorPage(error, '-')
     socket.on('error', () => socket.destroy())
     socket.end(`HTTP/1.1 ${error.statusCode} Not Implemented\r\nContent-Type: text/html; charset=utf-8\r\n` +

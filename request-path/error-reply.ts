@@ -3,7 +3,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { CommonErrors } from '../core/errors.ts'
 import { FicusError } from '../errors/index.ts'
-import { ProxyErrors } from './errors.ts'
+import { EdgeErrors } from './errors.ts'
 import { escapeHtml } from '../html/escape.ts'
 
 export function toFicusError (error: FastifyError | Error): FicusError {
@@ -16,7 +16,7 @@ export function toFicusError (error: FastifyError | Error): FicusError {
   const status = fastifyError.statusCode
   if (status !== undefined && status >= 400 && status < 500) {
     // fastify's own client errors keep fastify's code (FST_ERR_*, from fastify's table).
-    if (fastifyError.code === undefined) return ProxyErrors.FICUS_ERR_BAD_REQUEST(fastifyError.message, { statusCode: status, cause: error })
+    if (fastifyError.code === undefined) return EdgeErrors.FICUS_ERR_BAD_REQUEST(fastifyError.message, { statusCode: status, cause: error })
     return new FicusError(fastifyError.code, { statusCode: status, message: fastifyError.message })
   }
   return CommonErrors.FICUS_ERR_INTERNAL(undefined, { cause: error })

@@ -1,0 +1,32 @@
+// Stage 8, observe: once answered, every request is counted (route, side, status, cohort,
+// duration; and per legacy upstream) and written as one access-log line. Shadow replays count
+// as the `shadow` side and are logged at debug level only; pre-warm requests are not counted.
+import { writeAccessLog } from '../metrics/access-log.ts'
+import { FicusMetrics, ROUTE_NONE, ROUTE_UNMIGRATED } from '../metrics/registry.ts'
+import type { Exchange } from './exchange.ts'
+import type { Stage } from './stage.ts'
+
+export class ObserveStage implements Stage {
+  readonly name = 'observe'
+  readonly #metrics: FicusMetrics
+  readonly #accessLog: boolean
+
+  constructor (metrics: FicusMetrics, accessLog: boolean) {
+    this.#metrics = metrics
+    this.#accessLog = accessLog
+  }
+
+  onResponse (exchange: Exchange): void {
+    const { request, reply, guard, backend } = exchange
+    if (exchange.reason === 'prewarm') {
+      if (this.#accessLog) writeAccessLog(request, reply, ROUTE_UNMIGRATED, backend, true)
+      return
+    }
+    const seconds = exchange.elapsedMs / 1000
+    const route = guard !== null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
+    this.#metrics.observe(route, backend, reply.statusCode, exchange.tenant?.cohorts[0], seconds)
+    const upstream = exchange.legacyUpstream
+    if (upstream !== undefined) this.#metrics.observeUpstream(upstream.index, reply.statusCode, seconds)
+    if (this.#accessLog) writeAccessLog(request, reply, guard !== null ? guard.name : backend === 'none' ? ROUTE_NONE : ROUTE_UNMIGRATED, backend)
+  }
+}
