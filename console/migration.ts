@@ -1,9 +1,10 @@
 // What the console knows and does, without HTTP: the matrix of routes x schools with its
 // evidence, one cell explained, the preview of a move (computed by the engine that serves
-// traffic) and saving it, with freeze windows and the change log. Reads are synchronous and
-// from memory (flags, breakers, shadow counts, metrics) so they cost the public port nothing
-// but a little CPU; only saves touch the flag store and the log.
-import { decideBackend, explainDecision, type DecisionExplanation, type GuardedRoute } from '../flags/decide-backend.ts'
+// traffic) and saving it, with freeze windows and the change log. Reads are from memory (flags,
+// breakers, shadow counts, metrics); the matrix is built and every page rendered by the page
+// worker (console-pages.ts), so that they cost the public port's thread next to nothing. Only
+// saves touch the flag store and the log.
+import { decideBackend, explainDecision, type DecisionExplanation } from '../flags/decide-backend.ts'
 import type { FlagReader, Flags } from '../flags/flags.ts'
 import type { FicusMetrics } from '../metrics/registry.ts'
 import type { MigratedRoute } from '../new-routes/route.ts'
@@ -17,9 +18,10 @@ import { activeFreeze, type FreezeWindow } from './freeze.ts'
 import { versionOf, type FlagState, type FlagStore, type StoredFlag } from './flag-store.ts'
 import type { Change, ChangeLog } from './history.ts'
 import { killSwitchState, moveToLegacy, moveToNew, switchFlag, type Target } from './moves.ts'
-import { RecentRequests, type RequestShare } from './recent-requests.ts'
+import { RecentRequests } from './recent-requests.ts'
 import { WhatIfFlags } from './what-if.ts'
-import { SideSnapshot, SIDES, type Side, type Snapshot } from './side-snapshot.ts'
+import { flagSide, withBreaker, type Side } from './side.ts'
+import { ConsolePages } from './console-pages.ts'
 import type { Schedule, ScheduledChange } from './schedule.ts'
 import { FicusError } from '../errors/index.ts'
 
@@ -79,19 +81,12 @@ export interface Preview {
   readonly unchanged: boolean
 }
 
-export interface CellEvidence {
-  readonly side: Side
-  readonly sides: Readonly<Record<Side, number>>
-  readonly schools: number
-  readonly shadow: ShadowCounts
-  readonly requests: RequestShare | undefined
-}
-
 export class MigrationConsole {
   readonly #parts: ConsoleParts
   readonly #guards: ReadonlyMap<string, RouteGuard>
   readonly recent: RecentRequests
-  readonly sides: SideSnapshot
+  /** Builds and renders the pages in the page worker. */
+  readonly pages: ConsolePages
   readonly #now: () => Date
   readonly #scheduleTimer: NodeJS.Timeout
   #ticking = false
@@ -101,18 +96,27 @@ export class MigrationConsole {
     this.#guards = new Map(parts.guards.map((guard) => [guard.name, guard]))
     this.recent = new RecentRequests(parts.metrics, parts.routes.map((route) => route.name))
     this.#now = parts.now ?? (() => new Date())
-    const guards = parts.routes.map((route) => this.#guards.get(route.name))
-    this.sides = new SideSnapshot(parts.routes.length, () => parts.registry.all(), (r, school) => ({
-      side: this.side(parts.routes[r] as MigratedRoute, school),
-      shadow: guards[r]?.shadow.countsOf(school.id)
-    }))
+    this.pages = new ConsolePages({
+      setup: {
+        routes: parts.routes.map((route) => ({ ...this.#routeFlags(route), method: route.method, url: route.url })),
+        killSwitchFlag: parts.killSwitchFlag,
+        store: parts.store.description
+      },
+      guards: parts.routes.map((route) => this.#guards.get(route.name)),
+      flags: parts.flags,
+      registry: parts.registry,
+      recent: this.recent
+    })
+    // The first decision of every side is the slowest (flags not seen yet): done at start, in
+    // the worker, so that the first page does not wait for it.
+    setTimeout(() => this.pages.prime(), 0).unref()
     this.#scheduleTimer = setInterval(() => { if (parts.appliesSchedule ?? true) void this.applyDue() }, SCHEDULE_TICK_MS)
     this.#scheduleTimer.unref()
   }
 
   close (): void {
     this.recent.close()
-    this.sides.close()
+    this.pages.close()
     clearInterval(this.#scheduleTimer)
   }
 
@@ -209,39 +213,12 @@ export class MigrationConsole {
 
   /** The side of one route for one school, as the edge decides it now. */
   side (route: MigratedRoute, school: Tenant, flags: FlagReader = this.#parts.flags): Side {
-    const context = { tenantId: school.id, cohorts: school.cohorts, route: route.name }
-    const guard = this.#guards.get(route.name)
-    if (this.#killed(route, context, flags)) return 'kill switch'
-    if (flags.isEnabled(route.flag, context)) {
-      return guard !== undefined && guard.breaker.state(school.id) !== 'closed' ? 'breaker open' : 'new'
-    }
-    if (guard !== undefined && flags.isEnabled(guard.shadowRoute.flag, context)) return 'shadow'
-    return 'legacy'
+    return withBreaker(flagSide(flags, this.#routeFlags(route), school, this.#parts.killSwitchFlag), this.#guards.get(route.name)?.breaker.state(school.id) ?? 'closed')
   }
 
-  #killed (route: GuardedRoute, context: { tenantId: string, cohorts: readonly string[], route: string }, flags: FlagReader): boolean {
-    const global = this.#parts.killSwitchFlag
-    return (global !== undefined && flags.isEnabled(global, context)) || (route.killSwitch !== undefined && flags.isEnabled(route.killSwitch, context))
-  }
-
-  /** Evidence of a group of schools (a cohort, or one school) on one route, from a snapshot. */
-  evidence (snapshot: Snapshot, routeIndex: number, positions: readonly number[], cohort: string | undefined): CellEvidence {
-    const route = this.#parts.routes[routeIndex] as MigratedRoute
-    const counts = [0, 0, 0, 0, 0]
-    const shadow: ShadowCounts = { match: 0, mismatch: 0, error: 0 }
-    const sides = snapshot.sides[routeIndex] as Uint8Array
-    const compared = snapshot.shadow[routeIndex] as Uint32Array
-    for (const position of positions) {
-      const side = sides[position] as number
-      counts[side] = (counts[side] ?? 0) + 1
-      shadow.match += compared[position * 3] as number
-      shadow.mismatch += compared[position * 3 + 1] as number
-      shadow.error += compared[position * 3 + 2] as number
-    }
-    let top = 1
-    for (let i = 0; i < counts.length; i++) if ((counts[i] as number) > (counts[top] as number)) top = i
-    const bySide = Object.fromEntries(SIDES.map((side, i) => [side, counts[i] as number])) as Record<Side, number>
-    return { side: SIDES[top] as Side, sides: bySide, schools: positions.length, shadow, requests: cohort === undefined ? undefined : this.recent.share(route.name, cohort) }
+  #routeFlags (route: MigratedRoute): { name: string, flag: string, killSwitch?: string, shadowFlag?: string } {
+    const shadowFlag = this.#guards.get(route.name)?.shadowRoute.flag
+    return { name: route.name, flag: route.flag, ...(route.killSwitch === undefined ? {} : { killSwitch: route.killSwitch }), ...(shadowFlag === undefined ? {} : { shadowFlag }) }
   }
 
   /** A cell opened: why, the last mismatches, the breaker, the history. */
