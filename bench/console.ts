@@ -173,17 +173,22 @@ async function measurePublicPort (fixtures: ReturnType<typeof writeFixtures>): P
     const withConsole: number[] = []
     const cpuWithout: number[] = []
     const cpuWith: number[] = []
+    const mainWithout: number[] = []
+    const mainWith: number[] = []
     const readTimes: number[] = []
     for (let round = 0; round < rounds; round++) {
       for (const reading of round % 2 === 0 ? [false, true] : [true, false]) {
         const stop = { done: false }
         const ticks = cpuTicks(ficus.pid)
+        const mainTicks = mainThreadTicks(ficus.pid)
         const reads = reading ? reader(stop, readTimes) : Promise.resolve()
         const result = await load()
         stop.done = true
         await reads
         // ficus's own CPU over the run, in ms per second: what the console's reads add to it.
         ;(reading ? cpuWith : cpuWithout).push(((cpuTicks(ficus.pid) - ticks) * 1_000 / CLOCK_TICKS_PER_SECOND) / seconds)
+        // The event loop's thread alone (the page worker and libuv's threads left out).
+        ;(reading ? mainWith : mainWithout).push(((mainThreadTicks(ficus.pid) - mainTicks) * 1_000 / CLOCK_TICKS_PER_SECOND) / seconds)
         if (result.errors > 0) throw new Error(`${result.errors} requests failed`)
         ;(reading ? withConsole : without).push(result.p99Ms)
         log(`  round ${round + 1}, ${reading ? 'console reading every second' : 'no console                  '}: ${Math.round(result.requests / seconds)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`)
@@ -191,10 +196,18 @@ async function measurePublicPort (fixtures: ReturnType<typeof writeFixtures>): P
     }
     log(`legacy-bound p99, median of ${rounds}: without the console ${median(without).toFixed(2)} ms, with it ${median(withConsole).toFixed(2)} ms (ratio ${(median(withConsole) / median(without)).toFixed(3)}); three console pages took ${median(readTimes).toFixed(0)} ms (median)`)
     log(`ficus CPU, median: ${median(cpuWithout).toFixed(0)} ms/s without the console, ${median(cpuWith).toFixed(0)} ms/s with it (+${(median(cpuWith) - median(cpuWithout)).toFixed(0)} ms/s)`)
+    log(`ficus main thread (the event loop) CPU, median: ${median(mainWithout).toFixed(0)} ms/s without the console, ${median(mainWith).toFixed(0)} ms/s with it (+${(median(mainWith) - median(mainWithout)).toFixed(0)} ms/s)`)
   } finally {
     await ficus.stop()
     await upstream.stop()
   }
+}
+
+/** CPU ticks of a process's main thread: its thread id is the process id. */
+function mainThreadTicks (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(fields[11]) + Number(fields[12])
 }
 
 /** `rate` requests a second for `seconds`, over 1,000 schools, each request's latency recorded. */
