@@ -13,6 +13,7 @@ import type { TenantRegistry } from '../tenants/registry.ts'
 import type { EvidenceUpdate, MatrixSetup, MatrixView } from './matrix.ts'
 import type { PageName, PAGES, WorkerAnswer, WorkerTask } from './page-worker.ts'
 import type { RecentRequests } from './recent-requests.ts'
+import type { SideChanges, SideChangesQuestion } from './side-changes.ts'
 
 // Copying one route's shadow counts of 1,500 schools costs the main thread 0.1-0.3 ms: while
 // shadow traffic keeps moving them, one read copies one route's (the longest uncopied), and a
@@ -30,8 +31,10 @@ export interface ConsolePagesParts {
   readonly recent: RecentRequests
 }
 
+type Answer = Exclude<WorkerAnswer, { error: string }>
+
 interface Pending {
-  resolve (answer: { html: string, decisionMs?: number }): void
+  resolve (answer: Answer): void
   reject (error: Error): void
 }
 
@@ -46,6 +49,7 @@ export class ConsolePages {
   #shadowTotals: number[] = []
   #shadowCopiedAt: number[] = []
   #closed = false
+  #answered = false
   /** Milliseconds the worker last took to decide every side (for the bench). */
   lastDecisionMs: number | undefined
 
@@ -60,11 +64,23 @@ export class ConsolePages {
   }
 
   async matrix (view: MatrixView): Promise<string> {
-    return (await this.#send(() => ({ kind: 'matrix', update: this.#update(), view }))).html
+    return html(await this.#send(() => ({ kind: 'matrix', update: this.#update(), view })))
   }
 
   async page<P extends PageName> (page: P, options: Parameters<typeof PAGES[P]>[0]): Promise<string> {
-    return (await this.#send(() => ({ kind: 'page', page, options }))).html
+    return html(await this.#send(() => ({ kind: 'page', page, options })))
+  }
+
+  /** True once the current worker has answered: until then (start, restart) it keeps a page waiting. */
+  get ready (): boolean {
+    return this.#answered
+  }
+
+  /** The schools a proposed flag state moves, decided in the worker over its copy of the flags. */
+  async sideChanges (question: SideChangesQuestion): Promise<SideChanges> {
+    const answer = await this.#send(() => ({ kind: 'changes', update: this.#update(), question }))
+    if (!('changes' in answer)) throw new Error('console page worker: no side changes in the answer')
+    return answer.changes
   }
 
   close (): void {
@@ -134,7 +150,7 @@ export class ConsolePages {
   }
 
   /** `build` runs after the worker is started, so that an update is against what that worker has. */
-  #send (build: () => WorkerTask): Promise<{ html: string, decisionMs?: number }> {
+  #send (build: () => WorkerTask): Promise<Answer> {
     if (this.#closed) return Promise.reject(new Error('the console is closed'))
     const worker = this.#worker ?? this.#start()
     let request: WorkerTask
@@ -146,7 +162,7 @@ export class ConsolePages {
     const id = this.#nextId++
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject })
-      worker.postMessage({ ...request, id }, request.kind === 'matrix' ? (request.update.shadow ?? []).map(([, counts]) => counts.buffer as ArrayBuffer) : [])
+      worker.postMessage({ ...request, id }, request.kind === 'page' ? [] : (request.update.shadow ?? []).map(([, counts]) => counts.buffer as ArrayBuffer))
     })
   }
 
@@ -155,20 +171,24 @@ export class ConsolePages {
     this.#schools = []
     this.#shadowTotals = []
     this.#shadowCopiedAt = []
-    const worker = new Worker(WORKER_FILE, { workerData: this.#parts.setup })
+    // Without the process's loaders (a test runner's TypeScript hooks would compile every module
+    // again, for seconds): Node itself runs the worker's .ts (type stripping) or .js.
+    const worker = new Worker(WORKER_FILE, { workerData: this.#parts.setup, execArgv: [] })
     // The HTTP server keeps the process alive while a page waits; the worker alone must not.
     worker.unref()
     worker.on('message', (answer: WorkerAnswer) => {
+      if (this.#worker === worker) this.#answered = true
       const pending = this.#pending.get(answer.id)
       if (pending === undefined) return
       this.#pending.delete(answer.id)
       if ('error' in answer) return pending.reject(new Error(`console page worker: ${answer.error}`))
-      if (answer.decisionMs !== undefined) this.lastDecisionMs = answer.decisionMs
+      if ('decisionMs' in answer && answer.decisionMs !== undefined) this.lastDecisionMs = answer.decisionMs
       pending.resolve(answer)
     })
     const failed = (error: Error): void => {
       if (this.#worker !== worker) return
       this.#worker = undefined
+      this.#answered = false
       for (const pending of this.#pending.values()) pending.reject(error)
       this.#pending.clear()
     }
@@ -177,4 +197,9 @@ export class ConsolePages {
     this.#worker = worker
     return worker
   }
+}
+
+function html (answer: Answer): string {
+  if (!('html' in answer)) throw new Error('console page worker: no page in the answer')
+  return answer.html
 }

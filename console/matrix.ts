@@ -99,6 +99,15 @@ export class Matrix {
     if (decide || update.takenAt - this.#flagSidesAt > FLAG_SIDES_MAX_AGE_MS) this.#decide(update.takenAt)
   }
 
+  /** The copy of the flags and the schools, for the other questions the worker answers. */
+  get flags (): SnapshotFlags | undefined {
+    return this.#flags
+  }
+
+  get schools (): readonly SchoolRow[] {
+    return this.#schools
+  }
+
   /** Milliseconds the last full decision of every side took (for the bench). */
   lastDecisionMs = 0
 

@@ -1,10 +1,10 @@
 // What the console knows and does, without HTTP: the matrix of routes x schools with its
 // evidence, one cell explained, the preview of a move (computed by the engine that serves
 // traffic) and saving it, with freeze windows and the change log. Reads are from memory (flags,
-// breakers, shadow counts, metrics); the matrix is built and every page rendered by the page
-// worker (console-pages.ts), so that they cost the public port's thread next to nothing. Only
-// saves touch the flag store and the log.
-import { decideBackend, explainDecision, type DecisionExplanation } from '../flags/decide-backend.ts'
+// breakers, shadow counts, metrics); the matrix is built, a preview's schools decided and every
+// page rendered by the page worker (console-pages.ts), so that they cost the public port's
+// thread next to nothing. Only saves touch the flag store and the log.
+import { explainDecision, type DecisionExplanation } from '../flags/decide-backend.ts'
 import type { FlagReader, Flags } from '../flags/flags.ts'
 import type { FicusMetrics } from '../metrics/registry.ts'
 import type { MigratedRoute } from '../new-routes/route.ts'
@@ -22,6 +22,7 @@ import { RecentRequests } from './recent-requests.ts'
 import { WhatIfFlags } from './what-if.ts'
 import { flagSide, withBreaker, type Side } from './side.ts'
 import { ConsolePages } from './console-pages.ts'
+import { sideChanges, type SideChangesQuestion } from './side-changes.ts'
 import type { Schedule, ScheduledChange } from './schedule.ts'
 import { FicusError } from '../errors/index.ts'
 
@@ -268,13 +269,13 @@ export class MigrationConsole {
     if (limit !== undefined && longest > limit) {
       throw ConsoleErrors.FICUS_ERR_CONSOLE_BAD_MOVE(`this would put ${longest} schools in one list, and ${this.#parts.store.description} takes at most ${limit} values per constraint: move them as a cohort, or by percentage`)
     }
-    return this.#previewOf(route, move, flag, stored.state, after, stored.version, describe(move))
+    return await this.#previewOf(route, move, flag, stored.state, after, stored.version, describe(move))
   }
 
   /** The preview of putting a change's "before" back, valid only while the flag is still at its "after". */
   async previewRevert (change: Change, route: MigratedRoute): Promise<Preview> {
     const stored = await this.#read(change.flag)
-    const preview = this.#previewOf(route, { route: route.name, action: 'legacy' }, change.flag, stored.state, change.before, stored.version, `revert of "${change.what}" (${change.at} by ${change.who})`)
+    const preview = await this.#previewOf(route, { route: route.name, action: 'legacy' }, change.flag, stored.state, change.before, stored.version, `revert of "${change.what}" (${change.at} by ${change.who})`)
     return { ...preview, unchanged: preview.unchanged }
   }
 
@@ -361,27 +362,22 @@ export class MigrationConsole {
     return { kind: 'schools', ids: [...new Set(target.ids)] }
   }
 
-  #previewOf (route: MigratedRoute, move: Move, flag: string, before: FlagState, after: FlagState, version: string, what: string): Preview {
-    const live = this.#parts.flags
-    // Before: the stored state, which may be a poll ahead of what the engine serves this second.
-    const was = new WhatIfFlags(live, new Map([[flag, before]]))
-    const will = new WhatIfFlags(live, new Map([[flag, after]]))
+  async #previewOf (route: MigratedRoute, move: Move, flag: string, before: FlagState, after: FlagState, version: string, what: string): Promise<Preview> {
     const guard = this.#guards.get(route.name)
-    const toNew: string[] = []
-    const toLegacy: string[] = []
-    const shadowOn: string[] = []
-    const shadowOff: string[] = []
-    for (const school of this.schools()) {
-      const context = { tenantId: school.id, cohorts: school.cohorts, route: route.name }
-      const sideWas = decideBackend(was, route, context, this.#parts.killSwitchFlag)
-      const sideWill = decideBackend(will, route, context, this.#parts.killSwitchFlag)
-      if (sideWas !== sideWill) (sideWill === 'new' ? toNew : toLegacy).push(school.id)
-      if (guard !== undefined && flag === guard.shadowRoute.flag) {
-        const shadowWas = sideWas === 'legacy' && decideBackend(was, guard.shadowRoute, context, this.#parts.killSwitchFlag) === 'new'
-        const shadowWill = sideWill === 'legacy' && decideBackend(will, guard.shadowRoute, context, this.#parts.killSwitchFlag) === 'new'
-        if (shadowWas !== shadowWill) (shadowWill ? shadowOn : shadowOff).push(school.id)
-      }
+    const shadowRoute = guard !== undefined && flag === guard.shadowRoute.flag ? guard.shadowRoute : undefined
+    // Before: the stored state, which may be a poll ahead of what the engine serves this second.
+    const question: SideChangesQuestion = {
+      route: { name: route.name, flag: route.flag, ...(route.killSwitch === undefined ? {} : { killSwitch: route.killSwitch }), ...(route.whenFlagMissing === undefined ? {} : { whenFlagMissing: route.whenFlagMissing }) },
+      shadowRoute,
+      flag,
+      before,
+      after,
+      killSwitchFlag: this.#parts.killSwitchFlag,
+      gone: [route.flag, ...(shadowRoute === undefined ? [] : [shadowRoute.flag])].filter((name) => this.#parts.flags.isGone(name))
     }
+    // Until the worker is up (the first moments after start, or a restart), on this thread as
+    // before: the same decisions over the edge's own Flags, rather than a preview that waits.
+    const { toNew, toLegacy, shadowOn, shadowOff } = this.pages.ready ? await this.pages.sideChanges(question) : sideChanges(this.#parts.flags, this.schools(), question)
     const moved = new Set([...toNew, ...toLegacy, ...shadowOn, ...shadowOff])
     const since = this.#now().getTime() - DAY_MS
     const recentMismatch = [...new Set((guard?.shadow.mismatches() ?? []).filter((m) => moved.has(m.tenant) && Date.parse(m.at) >= since).map((m) => m.tenant))]

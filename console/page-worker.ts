@@ -7,6 +7,7 @@ import { readlinkSync } from 'node:fs'
 import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
 import { Matrix, type EvidenceUpdate, type MatrixSetup, type MatrixView } from './matrix.ts'
+import { sideChanges, type SideChanges, type SideChangesQuestion } from './side-changes.ts'
 import { cellPage, historyPage, previewPage, routePage, scheduledPage, schoolPage } from './pages.ts'
 
 export const PAGES = { cell: cellPage, route: routePage, school: schoolPage, history: historyPage, scheduled: scheduledPage, preview: previewPage }
@@ -15,11 +16,13 @@ export type PageName = keyof typeof PAGES
 export type WorkerTask =
   | { readonly kind: 'matrix', readonly update: EvidenceUpdate, readonly view: MatrixView }
   | { readonly kind: 'page', readonly page: PageName, readonly options: unknown }
+  | { readonly kind: 'changes', readonly update: EvidenceUpdate, readonly question: SideChangesQuestion }
 
 export type WorkerRequest = WorkerTask & { readonly id: number }
 
 export type WorkerAnswer =
   | { readonly id: number, readonly html: string, readonly decisionMs?: number }
+  | { readonly id: number, readonly changes: SideChanges }
   | { readonly id: number, readonly error: string }
 
 /** Linux: a thread's nice value is its own (setpriority on the thread id). Elsewhere, nothing. */
@@ -43,6 +46,11 @@ if (parentPort !== null) {
         const before = matrix.lastDecisionMs
         matrix.update(request.update)
         answer = { id: request.id, html: matrix.render(request.view), ...(matrix.lastDecisionMs !== before ? { decisionMs: matrix.lastDecisionMs } : {}) }
+      } else if (request.kind === 'changes') {
+        matrix.update(request.update)
+        const flags = matrix.flags
+        if (flags === undefined) throw new Error('no flags yet')
+        answer = { id: request.id, changes: sideChanges(flags, matrix.schools, request.question) }
       } else {
         answer = { id: request.id, html: (PAGES[request.page] as (options: unknown) => string)(request.options) }
       }

@@ -1,6 +1,7 @@
-// The matrix is decided in the page worker, from a copy of the flag definitions: proved over
-// generated flags and schools to put every school on the side the edge's own Flags puts it on,
-// with a breaker holding a school on legacy, and with a route flag gone from the file (held).
+// The matrix and the previews are decided in the page worker, from a copy of the flag
+// definitions: proved over generated flags and schools to put every school on the side the
+// edge's own Flags puts it on, with a breaker holding a school on legacy, and with a route flag
+// gone from the file (held); and a proposed flag state to move the same schools either way.
 import t from 'tap'
 import fc from 'fast-check'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -9,6 +10,8 @@ import { join } from 'node:path'
 import { Flags } from '../../flags/flags.ts'
 import { Matrix, type SchoolRow } from '../../console/matrix.ts'
 import { flagSide, withBreaker, type Side } from '../../console/side.ts'
+import { sideChanges } from '../../console/side-changes.ts'
+import { SnapshotFlags } from '../../console/snapshot-flags.ts'
 
 const SILENT = { info () {}, warn () {}, error () {} }
 const COHORTS = ['pilot', 'wave-1', 'wave-2']
@@ -81,6 +84,10 @@ t.test('the worker\'s matrix puts every school where the edge\'s flags do', asyn
       matrix.update({ ...update, flags: flags.definitions() })
       const live = sides(matrix, flags, schools, broken)
       t.strictSame(live.shown, live.decided)
+      // A preview of the first route's flag proposed as the second generated flag.
+      const proposed = { enabled: definitions[1].enabled, strategies: JSON.parse(flagsFile([definitions[1]], ['attendance'])).features[0].strategies }
+      const question = { route: ROUTES[0] as typeof ROUTES[0], shadowRoute: undefined, flag: 'attendance', before: { enabled: definitions[0].enabled, strategies: JSON.parse(flagsFile([definitions[0]], ['attendance'])).features[0].strategies }, after: proposed, killSwitchFlag: KILL, gone: [] }
+      t.strictSame(sideChanges(new SnapshotFlags(flags.definitions() as NonNullable<ReturnType<Flags['definitions']>>), schools, question), sideChanges(flags, schools, question))
       // The route flag gone from the file: Flags holds its last definition, and so does the copy.
       writeFileSync(path, flagsFile(definitions.slice(1), FLAG_NAMES.slice(1)))
       flags.reload()
