@@ -44,7 +44,10 @@ const renders = Number(values.renders)
 const rate = Number(values.rate)
 const log = (line: string): void => { process.stdout.write(`${line}\n`) }
 
-/** CPU time of the calling thread, ns precise (getrusage's per-thread figure moves in ticks). */
+/**
+ * CPU time of the calling thread, exact as of its last sleep (a console read sleeps while the
+ * worker builds the page); getrusage's per-thread figure only moves in ticks.
+ */
 const threadCpuMs = (): number => Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6
 const mean = (list: readonly number[]): number => list.reduce((sum, x) => sum + x, 0) / list.length
 const median = (list: readonly number[]): number => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)] ?? Number.NaN
