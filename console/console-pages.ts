@@ -15,7 +15,7 @@ import type { PageName, PAGES, WorkerAnswer, WorkerTask } from './page-worker.ts
 import type { RecentRequests } from './recent-requests.ts'
 import type { SideChanges, SideChangesQuestion } from './side-changes.ts'
 
-// Copying one route's shadow counts of 1,500 schools costs the main thread 0.1-0.3 ms: while
+// Copying one route's shadow counts of 1,500 schools costs the main thread 0.1-0.5 ms: while
 // shadow traffic keeps moving them, one read copies one route's (the longest uncopied), and a
 // route's at most every SHADOW_COPY_EVERY_MS, so the matrix's counts trail by a few reads.
 const SHADOW_COPY_EVERY_MS = 2_000
