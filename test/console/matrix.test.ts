@@ -87,7 +87,10 @@ t.test('the worker\'s matrix puts every school where the edge\'s flags do', asyn
       // A preview of the first route's flag proposed as the second generated flag.
       const proposed = { enabled: definitions[1].enabled, strategies: JSON.parse(flagsFile([definitions[1]], ['attendance'])).features[0].strategies }
       const question = { route: ROUTES[0] as typeof ROUTES[0], shadowRoute: undefined, flag: 'attendance', before: { enabled: definitions[0].enabled, strategies: JSON.parse(flagsFile([definitions[0]], ['attendance'])).features[0].strategies }, after: proposed, killSwitchFlag: KILL, gone: [] }
-      t.strictSame(sideChanges(new SnapshotFlags(flags.definitions() as NonNullable<ReturnType<Flags['definitions']>>), schools, question), sideChanges(flags, schools, question))
+      const copy = new SnapshotFlags(flags.definitions() as NonNullable<ReturnType<Flags['definitions']>>)
+      t.strictSame(sideChanges(copy, schools, question), sideChanges(flags, schools, question))
+      const shadowQuestion = { ...question, flag: 'attendance-shadow', shadowRoute: { flag: 'attendance-shadow' } }
+      t.strictSame(sideChanges(copy, schools, shadowQuestion), sideChanges(flags, schools, shadowQuestion))
       // The route flag gone from the file: Flags holds its last definition, and so does the copy.
       writeFileSync(path, flagsFile(definitions.slice(1), FLAG_NAMES.slice(1)))
       flags.reload()
