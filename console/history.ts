@@ -1,7 +1,7 @@
 // Who did what: every change the console saves, with its before and after, so that the history
 // can be shown per route and per school and any change reverted. Kept in the control database
 // (table console_changes) or, in embedded mode, as JSON lines in a file.
-import { appendFileSync, existsSync, readFileSync } from 'node:fs'
+import { appendFileSync, closeSync, existsSync, openSync, readSync, statSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
 import type { FlagState } from './flag-store.ts'
 
@@ -38,6 +38,7 @@ export interface ChangeLog {
 export class FileChangeLog implements ChangeLog {
   readonly description: string
   readonly #path: string
+  #read: { bytes: number, changes: readonly Change[] } = { bytes: 0, changes: [] }
 
   constructor (path: string) {
     this.#path = path
@@ -62,10 +63,28 @@ export class FileChangeLog implements ChangeLog {
     return this.#all().find((change) => change.id === id)
   }
 
-  #all (): Change[] {
+  // Every console page with a history reads it: parsing the whole file each time would grow with
+  // it on the thread that serves the public port. The file only grows (other processes append to
+  // it too), so only what was appended since the last read is parsed; a shorter file starts over.
+  #all (): readonly Change[] {
     if (!existsSync(this.#path)) return []
-    return readFileSync(this.#path, 'utf8').split('\n').filter((line) => line.trim() !== '').flatMap((line) => {
-      try { return [JSON.parse(line) as Change] } catch { return [] }
-    })
+    const size = statSync(this.#path).size
+    if (size < this.#read.bytes) this.#read = { bytes: 0, changes: [] }
+    if (size > this.#read.bytes) {
+      const tail = Buffer.alloc(size - this.#read.bytes)
+      const fd = openSync(this.#path, 'r')
+      try {
+        readSync(fd, tail, 0, tail.length, this.#read.bytes)
+      } finally {
+        closeSync(fd)
+      }
+      // A line still being appended is left for the next read.
+      const complete = tail.lastIndexOf(0x0a) + 1
+      const added = tail.subarray(0, complete).toString('utf8').split('\n').filter((line) => line.trim() !== '').flatMap((line) => {
+        try { return [JSON.parse(line) as Change] } catch { return [] }
+      })
+      this.#read = { bytes: this.#read.bytes + complete, changes: [...this.#read.changes, ...added] }
+    }
+    return this.#read.changes
   }
 }

@@ -1,9 +1,10 @@
 // What the console knows and does, without HTTP: the matrix of routes x schools with its
 // evidence, one cell explained, the preview of a move (computed by the engine that serves
-// traffic) and saving it, with freeze windows and the change log. Reads are synchronous and
-// from memory (flags, breakers, shadow counts, metrics) so they cost the public port nothing
-// but a little CPU; only saves touch the flag store and the log.
-import { decideBackend, explainDecision, type DecisionExplanation, type GuardedRoute } from '../flags/decide-backend.ts'
+// traffic) and saving it, with freeze windows and the change log. Reads are from memory (flags,
+// breakers, shadow counts, metrics); the matrix is built, a preview's schools decided and every
+// page rendered by the page worker (console-pages.ts), so that they cost the public port's
+// thread next to nothing. Only saves touch the flag store and the log.
+import { explainDecision, type DecisionExplanation } from '../flags/decide-backend.ts'
 import type { FlagReader, Flags } from '../flags/flags.ts'
 import type { FicusMetrics } from '../metrics/registry.ts'
 import type { MigratedRoute } from '../core/route.ts'
@@ -17,9 +18,11 @@ import { activeFreeze, type FreezeWindow } from './freeze.ts'
 import { versionOf, type FlagState, type FlagStore, type StoredFlag } from './flag-store.ts'
 import type { Change, ChangeLog } from './history.ts'
 import { killSwitchState, moveToLegacy, moveToNew, switchFlag, type Target } from './moves.ts'
-import { RecentRequests, type RequestShare } from './recent-requests.ts'
+import { RecentRequests } from './recent-requests.ts'
 import { WhatIfFlags } from './what-if.ts'
-import { SideSnapshot, SIDES, type Side, type Snapshot } from './side-snapshot.ts'
+import { flagSide, withBreaker, type Side } from './side.ts'
+import { ConsolePages } from './console-pages.ts'
+import { sideChanges, type SideChangesQuestion } from './side-changes.ts'
 import type { Schedule, ScheduledChange } from './schedule.ts'
 import { FicusError } from '../errors/index.ts'
 
@@ -79,19 +82,12 @@ export interface Preview {
   readonly unchanged: boolean
 }
 
-export interface CellEvidence {
-  readonly side: Side
-  readonly sides: Readonly<Record<Side, number>>
-  readonly schools: number
-  readonly shadow: ShadowCounts
-  readonly requests: RequestShare | undefined
-}
-
 export class MigrationConsole {
   readonly #parts: ConsoleParts
   readonly #guards: ReadonlyMap<string, RouteGuard>
   readonly recent: RecentRequests
-  readonly sides: SideSnapshot
+  /** Builds and renders the pages in the page worker. */
+  readonly pages: ConsolePages
   readonly #now: () => Date
   readonly #scheduleTimer: NodeJS.Timeout
   #ticking = false
@@ -101,18 +97,27 @@ export class MigrationConsole {
     this.#guards = new Map(parts.guards.map((guard) => [guard.name, guard]))
     this.recent = new RecentRequests(parts.metrics, parts.routes.map((route) => route.name))
     this.#now = parts.now ?? (() => new Date())
-    const guards = parts.routes.map((route) => this.#guards.get(route.name))
-    this.sides = new SideSnapshot(parts.routes.length, () => parts.registry.all(), (r, school) => ({
-      side: this.side(parts.routes[r] as MigratedRoute, school),
-      shadow: guards[r]?.shadow.countsOf(school.id)
-    }))
+    this.pages = new ConsolePages({
+      setup: {
+        routes: parts.routes.map((route) => ({ ...this.#routeFlags(route), method: route.method, url: route.url })),
+        killSwitchFlag: parts.killSwitchFlag,
+        store: parts.store.description
+      },
+      guards: parts.routes.map((route) => this.#guards.get(route.name)),
+      flags: parts.flags,
+      registry: parts.registry,
+      recent: this.recent
+    })
+    // The first decision of every side is the slowest (flags not seen yet): done at start, in
+    // the worker, so that the first page does not wait for it.
+    setTimeout(() => this.pages.prime(), 0).unref()
     this.#scheduleTimer = setInterval(() => { if (parts.appliesSchedule ?? true) void this.applyDue() }, SCHEDULE_TICK_MS)
     this.#scheduleTimer.unref()
   }
 
   close (): void {
     this.recent.close()
-    this.sides.close()
+    this.pages.close()
     clearInterval(this.#scheduleTimer)
   }
 
@@ -209,39 +214,12 @@ export class MigrationConsole {
 
   /** The side of one route for one school, as the edge decides it now. */
   side (route: MigratedRoute, school: Tenant, flags: FlagReader = this.#parts.flags): Side {
-    const context = { tenantId: school.id, cohorts: school.cohorts, route: route.name }
-    const guard = this.#guards.get(route.name)
-    if (this.#killed(route, context, flags)) return 'kill switch'
-    if (flags.isEnabled(route.flag, context)) {
-      return guard !== undefined && guard.breaker.state(school.id) !== 'closed' ? 'breaker open' : 'new'
-    }
-    if (guard !== undefined && flags.isEnabled(guard.shadowRoute.flag, context)) return 'shadow'
-    return 'legacy'
+    return withBreaker(flagSide(flags, this.#routeFlags(route), school, this.#parts.killSwitchFlag), this.#guards.get(route.name)?.breaker.state(school.id) ?? 'closed')
   }
 
-  #killed (route: GuardedRoute, context: { tenantId: string, cohorts: readonly string[], route: string }, flags: FlagReader): boolean {
-    const global = this.#parts.killSwitchFlag
-    return (global !== undefined && flags.isEnabled(global, context)) || (route.killSwitch !== undefined && flags.isEnabled(route.killSwitch, context))
-  }
-
-  /** Evidence of a group of schools (a cohort, or one school) on one route, from a snapshot. */
-  evidence (snapshot: Snapshot, routeIndex: number, positions: readonly number[], cohort: string | undefined): CellEvidence {
-    const route = this.#parts.routes[routeIndex] as MigratedRoute
-    const counts = [0, 0, 0, 0, 0]
-    const shadow: ShadowCounts = { match: 0, mismatch: 0, error: 0 }
-    const sides = snapshot.sides[routeIndex] as Uint8Array
-    const compared = snapshot.shadow[routeIndex] as Uint32Array
-    for (const position of positions) {
-      const side = sides[position] as number
-      counts[side] = (counts[side] ?? 0) + 1
-      shadow.match += compared[position * 3] as number
-      shadow.mismatch += compared[position * 3 + 1] as number
-      shadow.error += compared[position * 3 + 2] as number
-    }
-    let top = 1
-    for (let i = 0; i < counts.length; i++) if ((counts[i] as number) > (counts[top] as number)) top = i
-    const bySide = Object.fromEntries(SIDES.map((side, i) => [side, counts[i] as number])) as Record<Side, number>
-    return { side: SIDES[top] as Side, sides: bySide, schools: positions.length, shadow, requests: cohort === undefined ? undefined : this.recent.share(route.name, cohort) }
+  #routeFlags (route: MigratedRoute): { name: string, flag: string, killSwitch?: string, shadowFlag?: string } {
+    const shadowFlag = this.#guards.get(route.name)?.shadowRoute.flag
+    return { name: route.name, flag: route.flag, ...(route.killSwitch === undefined ? {} : { killSwitch: route.killSwitch }), ...(shadowFlag === undefined ? {} : { shadowFlag }) }
   }
 
   /** A cell opened: why, the last mismatches, the breaker, the history. */
@@ -291,13 +269,13 @@ export class MigrationConsole {
     if (limit !== undefined && longest > limit) {
       throw ConsoleErrors.FICUS_ERR_CONSOLE_BAD_MOVE(`this would put ${longest} schools in one list, and ${this.#parts.store.description} takes at most ${limit} values per constraint: move them as a cohort, or by percentage`)
     }
-    return this.#previewOf(route, move, flag, stored.state, after, stored.version, describe(move))
+    return await this.#previewOf(route, move, flag, stored.state, after, stored.version, describe(move))
   }
 
   /** The preview of putting a change's "before" back, valid only while the flag is still at its "after". */
   async previewRevert (change: Change, route: MigratedRoute): Promise<Preview> {
     const stored = await this.#read(change.flag)
-    const preview = this.#previewOf(route, { route: route.name, action: 'legacy' }, change.flag, stored.state, change.before, stored.version, `revert of "${change.what}" (${change.at} by ${change.who})`)
+    const preview = await this.#previewOf(route, { route: route.name, action: 'legacy' }, change.flag, stored.state, change.before, stored.version, `revert of "${change.what}" (${change.at} by ${change.who})`)
     return { ...preview, unchanged: preview.unchanged }
   }
 
@@ -384,27 +362,22 @@ export class MigrationConsole {
     return { kind: 'schools', ids: [...new Set(target.ids)] }
   }
 
-  #previewOf (route: MigratedRoute, move: Move, flag: string, before: FlagState, after: FlagState, version: string, what: string): Preview {
-    const live = this.#parts.flags
-    // Before: the stored state, which may be a poll ahead of what the engine serves this second.
-    const was = new WhatIfFlags(live, new Map([[flag, before]]))
-    const will = new WhatIfFlags(live, new Map([[flag, after]]))
+  async #previewOf (route: MigratedRoute, move: Move, flag: string, before: FlagState, after: FlagState, version: string, what: string): Promise<Preview> {
     const guard = this.#guards.get(route.name)
-    const toNew: string[] = []
-    const toLegacy: string[] = []
-    const shadowOn: string[] = []
-    const shadowOff: string[] = []
-    for (const school of this.schools()) {
-      const context = { tenantId: school.id, cohorts: school.cohorts, route: route.name }
-      const sideWas = decideBackend(was, route, context, this.#parts.killSwitchFlag)
-      const sideWill = decideBackend(will, route, context, this.#parts.killSwitchFlag)
-      if (sideWas !== sideWill) (sideWill === 'new' ? toNew : toLegacy).push(school.id)
-      if (guard !== undefined && flag === guard.shadowRoute.flag) {
-        const shadowWas = sideWas === 'legacy' && decideBackend(was, guard.shadowRoute, context, this.#parts.killSwitchFlag) === 'new'
-        const shadowWill = sideWill === 'legacy' && decideBackend(will, guard.shadowRoute, context, this.#parts.killSwitchFlag) === 'new'
-        if (shadowWas !== shadowWill) (shadowWill ? shadowOn : shadowOff).push(school.id)
-      }
+    const shadowRoute = guard !== undefined && flag === guard.shadowRoute.flag ? guard.shadowRoute : undefined
+    // Before: the stored state, which may be a poll ahead of what the engine serves this second.
+    const question: SideChangesQuestion = {
+      route: { name: route.name, flag: route.flag, ...(route.killSwitch === undefined ? {} : { killSwitch: route.killSwitch }), ...(route.whenFlagMissing === undefined ? {} : { whenFlagMissing: route.whenFlagMissing }) },
+      shadowRoute,
+      flag,
+      before,
+      after,
+      killSwitchFlag: this.#parts.killSwitchFlag,
+      gone: [route.flag, ...(shadowRoute === undefined ? [] : [shadowRoute.flag])].filter((name) => this.#parts.flags.isGone(name))
     }
+    // Until the worker is up (the first moments after start, or a restart), on this thread as
+    // before: the same decisions over the edge's own Flags, rather than a preview that waits.
+    const { toNew, toLegacy, shadowOn, shadowOff } = this.pages.ready ? await this.pages.sideChanges(question) : sideChanges(this.#parts.flags, this.schools(), question)
     const moved = new Set([...toNew, ...toLegacy, ...shadowOn, ...shadowOff])
     const since = this.#now().getTime() - DAY_MS
     const recentMismatch = [...new Set((guard?.shadow.mismatches() ?? []).filter((m) => moved.has(m.tenant) && Date.parse(m.at) >= since).map((m) => m.tenant))]

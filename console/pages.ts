@@ -5,12 +5,13 @@ import type { FicusError } from '../errors/index.ts'
 import { escapeHtml as e } from '../html/escape.ts'
 import type { MigratedRoute } from '../core/route.ts'
 import type { ShadowCounts, ShadowMismatch } from '../safety/shadow.ts'
-import type { Tenant } from '../tenants/tenant.ts'
 import type { DecisionExplanation } from '../flags/decide-backend.ts'
 import type { BreakerState } from '../core/safety-events.ts'
 import type { FlagState } from './flag-store.ts'
 import type { Change } from './history.ts'
-import type { CellEvidence, Preview, Side } from './migration.ts'
+import type { Preview } from './migration.ts'
+import type { CellEvidence, SchoolRow } from './matrix.ts'
+import type { Side } from './side.ts'
 import type { FreezeWindow } from './freeze.ts'
 import type { ScheduledChange } from './schedule.ts'
 
@@ -32,6 +33,9 @@ button.primary{background:#1d4ed8;color:#fff;border-color:#1d4ed8}button.danger{
 fieldset{background:#fff;border:1px solid #d0d5dd;margin:.8rem 0}label{display:block;margin:.3rem 0}
 .moves{display:flex;gap:1rem;flex-wrap:wrap}nav.pager a,nav.cohorts a{margin-right:.6rem}
 `
+
+/** What the pages show of a route: plain data, so that the page worker can have it. */
+export type RouteInfo = Pick<MigratedRoute, 'name' | 'method' | 'url' | 'flag' | 'killSwitch'>
 
 export interface PageUser {
   readonly user: string
@@ -91,7 +95,7 @@ export interface MatrixColumn {
 export function matrixPage (options: {
   user: PageUser
   freeze: FreezeWindow | undefined
-  routes: readonly MigratedRoute[]
+  routes: readonly RouteInfo[]
   columns: readonly MatrixColumn[]
   cohorts: ReadonlyArray<{ name: string, count: number }>
   query: string
@@ -127,7 +131,7 @@ export function matrixPage (options: {
 <tbody>${rows}</tbody></table>${pager}`, options.user, options.freeze)
 }
 
-function methods (route: MigratedRoute): string {
+function methods (route: RouteInfo): string {
   return Array.isArray(route.method) ? route.method.join(',') : String(route.method)
 }
 
@@ -138,8 +142,8 @@ function moveFields (route: string, action: string, school?: string): string {
 export function cellPage (options: {
   user: PageUser
   freeze: FreezeWindow | undefined
-  route: MigratedRoute
-  school: Tenant
+  route: RouteInfo
+  school: SchoolRow
   side: Side
   decision: DecisionExplanation
   shadowFlag: string | undefined
@@ -201,7 +205,7 @@ export function stateText (state: FlagState): string {
   return JSON.stringify({ enabled: state.enabled, strategies: state.strategies.map(({ id: _id, ...rest }) => rest) }, null, 1)
 }
 
-export function routePage (options: { user: PageUser, freeze: FreezeWindow | undefined, route: MigratedRoute, cohorts: readonly string[], history: readonly Change[], saved?: Change, hasShadow: boolean }): string {
+export function routePage (options: { user: PageUser, freeze: FreezeWindow | undefined, route: RouteInfo, cohorts: readonly string[], history: readonly Change[], saved?: Change, hasShadow: boolean }): string {
   const { route, user } = options
   const csrf = `<input type="hidden" name="csrf" value="${e(user.csrf)}">`
   const targets = `<label><input type="radio" name="target" value="schools" checked> Schools (ids, one per line or separated by commas)</label>
@@ -251,7 +255,7 @@ ${options.fields.revert === undefined ? `<form method="post" action="/console/sc
 <button type="submit">Schedule</button></fieldset></form>` : ''}`}`, user, preview.freeze)
 }
 
-export function schoolPage (options: { user: PageUser, freeze: FreezeWindow | undefined, school: Tenant, rows: ReadonlyArray<{ route: MigratedRoute, side: Side, reason: string }>, history: readonly Change[] }): string {
+export function schoolPage (options: { user: PageUser, freeze: FreezeWindow | undefined, school: SchoolRow, rows: ReadonlyArray<{ route: RouteInfo, side: Side, reason: string }>, history: readonly Change[] }): string {
   const { school } = options
   return layout(`School ${school.id}`, `<p>${e(school.name)} · ${e(school.status)} · cohorts ${e(school.cohorts.join(', ') || 'none')}</p>
 <table><thead><tr><th scope="col">Route</th><th scope="col">Side</th><th scope="col">Why</th></tr></thead><tbody>

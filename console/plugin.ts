@@ -7,14 +7,14 @@ import { FicusError } from '../errors/index.ts'
 import { ConsoleErrors } from './errors.ts'
 import { clearedCookie, csrfMatches, sessionCookie, type ConsoleAuth, type ConsoleSession } from './auth.ts'
 import type { Action, MigrationConsole, Move, Preview } from './migration.ts'
-import { cellPage, errorPage, historyPage, matrixPage, previewPage, routePage, scheduledPage, schoolPage, signInPage, decisionInWords, type MatrixColumn, type PageUser } from './pages.ts'
+import { errorPage, signInPage, decisionInWords, type PageUser, type RouteInfo } from './pages.ts'
+import type { SchoolRow } from './matrix.ts'
 import type { Change } from './history.ts'
 import type { Tenant } from '../tenants/tenant.ts'
+import type { MigratedRoute } from '../core/route.ts'
 import { explainDecision } from '../flags/decide-backend.ts'
 import type { Flags } from '../flags/flags.ts'
 
-const PAGE_SIZE = 40
-const SEARCH_LIMIT = 40
 const ACTIONS: readonly Action[] = ['new', 'legacy', 'shadow-on', 'shadow-off', 'kill', 'release']
 /** Always allowed and saved in one click, without a preview step. */
 const ONE_CLICK: readonly Action[] = ['legacy', 'shadow-off', 'kill']
@@ -101,7 +101,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
 
     app.get<{ Querystring: { q?: string, cohort?: string, page?: string } }>('/console', async (request, reply) => {
       const user = pageUser(request.consoleSession as ConsoleSession)
-      return html(reply, 200, await renderMatrix(migration, user, request.query))
+      return html(reply, 200, await migration.pages.matrix({ user, freeze: migration.freezeNow(), query: request.query }))
     })
 
     app.get<{ Querystring: { route?: string, school?: string, saved?: string } }>('/console/cell', async (request, reply) => {
@@ -110,15 +110,15 @@ export function consolePlugin (options: ConsolePluginOptions) {
       const user = pageUser(request.consoleSession as ConsoleSession)
       if (route === undefined || school === undefined) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('no such route or school', { statusCode: 404 }), user)
       const cell = await migration.cell(route, school)
-      return html(reply, 200, cellPage({ user, freeze: migration.freezeNow(), route, school, ...cell, saved: await saved(migration, request.query.saved) }))
+      return html(reply, 200, await migration.pages.page('cell', { user, freeze: migration.freezeNow(), route: routeInfo(route), school: schoolRow(school), ...cell, saved: await saved(migration, request.query.saved) }))
     })
 
     app.get<{ Querystring: { route?: string, saved?: string } }>('/console/route', async (request, reply) => {
       const route = migration.route(request.query.route ?? '')
       const user = pageUser(request.consoleSession as ConsoleSession)
       if (route === undefined) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('no such route', { statusCode: 404 }), user)
-      return html(reply, 200, routePage({
-        user, freeze: migration.freezeNow(), route, cohorts: [...migration.cohorts().keys()], history: await migration.history({ route: route.name }),
+      return html(reply, 200, await migration.pages.page('route', {
+        user, freeze: migration.freezeNow(), route: routeInfo(route), cohorts: [...migration.cohorts().keys()], history: await migration.history({ route: route.name }),
         saved: await saved(migration, request.query.saved), hasShadow: true
       }))
     })
@@ -128,29 +128,29 @@ export function consolePlugin (options: ConsolePluginOptions) {
       const user = pageUser(request.consoleSession as ConsoleSession)
       if (school === undefined) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('no such school', { statusCode: 404 }), user)
       const rows = migration.routes.map((route) => ({
-        route,
+        route: routeInfo(route),
         side: migration.side(route, school),
         reason: decisionInWords(explainDecision(options.flags, route, { tenantId: school.id, cohorts: school.cohorts, route: route.name }, options.killSwitchFlag))
       }))
-      return html(reply, 200, schoolPage({ user, freeze: migration.freezeNow(), school, rows, history: await migration.history({ school: school.id }) }))
+      return html(reply, 200, await migration.pages.page('school', { user, freeze: migration.freezeNow(), school: schoolRow(school), rows, history: await migration.history({ school: school.id }) }))
     })
 
     app.get<{ Querystring: { saved?: string } }>('/console/history', async (request, reply) => {
       const user = pageUser(request.consoleSession as ConsoleSession)
-      return html(reply, 200, historyPage({ user, freeze: migration.freezeNow(), changes: await migration.history({}), saved: await saved(migration, request.query.saved) }))
+      return html(reply, 200, await migration.pages.page('history', { user, freeze: migration.freezeNow(), changes: await migration.history({}), saved: await saved(migration, request.query.saved) }))
     })
 
     app.post<{ Body: Form }>('/console/preview', async (request, reply) => {
       const user = pageUser(request.consoleSession as ConsoleSession)
       const move = readMove(request.body)
       const preview = await migration.preview(move)
-      return html(reply, 200, previewPage({ user, preview, fields: moveForm(request.body), back: backTo(move) }))
+      return html(reply, 200, await migration.pages.page('preview', { user, preview, fields: moveForm(request.body), back: backTo(move) }))
     })
 
     app.post<{ Body: Form }>('/console/revert', async (request, reply) => {
       const user = pageUser(request.consoleSession as ConsoleSession)
       const { change, preview } = await revertPreview(migration, request.body.id)
-      return html(reply, 200, previewPage({ user, preview, fields: { revert: change.id }, back: '/console/history' }))
+      return html(reply, 200, await migration.pages.page('preview', { user, preview, fields: { revert: change.id }, back: '/console/history' }))
     })
 
     app.post<{ Body: Form }>('/console/schedule', async (request, reply) => {
@@ -167,7 +167,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
     app.get<{ Querystring: { added?: string } }>('/console/scheduled', async (request, reply) => {
       const user = pageUser(request.consoleSession as ConsoleSession)
       const changes = await migration.scheduled()
-      return html(reply, 200, scheduledPage({ user, freeze: migration.freezeNow(), changes, added: changes.find((c) => c.id === request.query.added) }))
+      return html(reply, 200, await migration.pages.page('scheduled', { user, freeze: migration.freezeNow(), changes, added: changes.find((c) => c.id === request.query.added) }))
     })
 
     app.post<{ Body: Form }>('/console/scheduled/cancel', async (request, reply) => {
@@ -202,63 +202,16 @@ export function consolePlugin (options: ConsolePluginOptions) {
   }
 }
 
-async function renderMatrix (migration: MigrationConsole, user: PageUser, query: { q?: string, cohort?: string, page?: string }): Promise<string> {
-  const routes = migration.routes
-  const snapshot = await migration.sides.current()
-  const cohorts = snapshot.cohorts
-  const search = (query.q ?? '').trim().toLowerCase()
-  const cohort = query.cohort !== undefined && cohorts.has(query.cohort) ? query.cohort : undefined
-  let columns: MatrixColumn[]
-  let page = 1
-  let pages = 1
-  const schoolColumns = (positions: readonly number[]): MatrixColumn[] => positions.map((position) => {
-    const school = snapshot.schools[position] as Tenant
-    return {
-      label: school.id,
-      href: `/console/school?id=${encodeURIComponent(school.id)}`,
-      cells: routes.map((route, r) => ({
-        school: true,
-        href: `/console/cell?route=${encodeURIComponent(route.name)}&school=${encodeURIComponent(school.id)}`,
-        evidence: migration.evidence(snapshot, r, [position], undefined)
-      }))
-    }
-  })
-  if (search !== '') {
-    const found: number[] = []
-    for (let i = 0; i < snapshot.schools.length && found.length < SEARCH_LIMIT; i++) {
-      const school = snapshot.schools[i] as Tenant
-      if (school.id.includes(search) || school.name.toLowerCase().includes(search)) found.push(i)
-    }
-    columns = schoolColumns(found)
-  } else if (cohort !== undefined) {
-    const positions = cohorts.get(cohort) ?? []
-    pages = Math.max(1, Math.ceil(positions.length / PAGE_SIZE))
-    page = Math.min(Math.max(1, Number.parseInt(query.page ?? '1', 10) || 1), pages)
-    columns = schoolColumns(positions.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE))
-  } else {
-    columns = [...cohorts].map(([name, positions]) => ({
-      label: `${name} (${positions.length})`,
-      href: `/console?cohort=${encodeURIComponent(name)}`,
-      cells: routes.map((route, r) => ({ school: false, href: `/console?cohort=${encodeURIComponent(name)}`, evidence: migration.evidence(snapshot, r, positions, name) }))
-    }))
-  }
-  return matrixPage({
-    user,
-    freeze: migration.freezeNow(),
-    routes,
-    columns,
-    cohorts: [...cohorts].map(([name, positions]) => ({ name, count: positions.length })),
-    query: query.q ?? '',
-    cohort,
-    page,
-    pages,
-    schoolCount: snapshot.schools.length,
-    takenAt: snapshot.takenAt,
-    store: migration.storeDescription
-  })
+/** What a page shows of a route, without its handler (which cannot cross to the page worker). */
+function routeInfo (route: MigratedRoute): RouteInfo {
+  return { name: route.name, method: route.method, url: route.url, flag: route.flag, ...(route.killSwitch === undefined ? {} : { killSwitch: route.killSwitch }) }
 }
 
-export { renderMatrix }
+/** What a page shows of a school: never its database URL. */
+function schoolRow (school: Tenant): SchoolRow {
+  return { id: school.id, name: school.name, status: school.status, cohorts: school.cohorts }
+}
+
 
 async function revertPreview (migration: MigrationConsole, id: string | undefined): Promise<{ change: Change, preview: Preview }> {
   const change = id === undefined ? undefined : await migration.change(id)

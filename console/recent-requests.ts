@@ -1,6 +1,7 @@
 // "Share of recent requests served new": the metrics registry counts requests since start, per
 // route and cohort; this keeps a snapshot every SNAPSHOT_MS and answers with the difference
-// over the last WINDOW_MS (or since start, until the window has filled).
+// over the last WINDOW_MS (or since start, until the window has filled), every cohort of a route
+// at once.
 import type { FicusMetrics } from '../metrics/registry.ts'
 
 const SNAPSHOT_MS = 15_000
@@ -12,6 +13,12 @@ export interface RequestShare {
   readonly fallbacks: number
   readonly errors: number
   readonly windowMs: number
+}
+
+/** Every cohort's share of one route, from one read of the metrics. */
+export interface CohortShares {
+  readonly windowMs: number
+  readonly byCohort: ReadonlyArray<readonly [string, RequestShare]>
 }
 
 type Counts = Map<string, Map<string, { new: number, legacy: number, fallback: number, errors: number }>>
@@ -34,16 +41,17 @@ export class RecentRequests {
     this.#timer.unref()
   }
 
-  share (route: string, cohort: string): RequestShare | undefined {
+  shares (route: string): CohortShares | undefined {
     const first = this.#snapshots[0]
     if (this.#metrics === undefined || first === undefined) return undefined
-    const now = this.#metrics.requestCounts(route)?.find((row) => row.cohort === cohort)
-    if (now === undefined) return { total: 0, servedNew: 0, fallbacks: 0, errors: 0, windowMs: Date.now() - first.at }
-    const then = first.counts.get(route)?.get(now.cohort) ?? { new: 0, legacy: 0, fallback: 0, errors: 0 }
-    const servedNew = now.new - then.new
-    const legacy = now.legacy - then.legacy
-    const fallbacks = now.fallback - then.fallback
-    return { total: servedNew + legacy + fallbacks, servedNew, fallbacks, errors: now.errors - then.errors, windowMs: Date.now() - first.at }
+    const windowMs = Date.now() - first.at
+    const byCohort = (this.#metrics.requestCounts(route) ?? []).map((now) => {
+      const then = first.counts.get(route)?.get(now.cohort) ?? { new: 0, legacy: 0, fallback: 0, errors: 0 }
+      const servedNew = now.new - then.new
+      const fallbacks = now.fallback - then.fallback
+      return [now.cohort, { total: servedNew + now.legacy - then.legacy + fallbacks, servedNew, fallbacks, errors: now.errors - then.errors, windowMs }] as const
+    })
+    return { windowMs, byCohort }
   }
 
   close (): void {

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { Unleash, type ClientFeaturesResponse, type Context } from 'unleash-client'
 import type { FeatureInterface } from 'unleash-client/lib/feature.js'
+import type { Segment } from 'unleash-client/lib/strategy/strategy.js'
 import { FileFlagRepository, parseClientFeatures } from './file-repository.ts'
 import storageModule from 'unleash-client/lib/repository/storage-provider-file.js'
 import { toUnleashContext, type FlagContext } from './flag-context.ts'
@@ -21,6 +22,14 @@ export interface FlagReader {
    * process, or missing for longer than FLAG_GONE_AFTER_MS. Throws like isEnabled before ready.
    */
   isGone (flag: string): boolean
+}
+
+/** What Flags decides with, as plain data (see Flags.definitions). */
+export interface FlagDefinitions {
+  readonly version: number
+  readonly features: readonly FeatureInterface[]
+  readonly segments: readonly Segment[]
+  readonly staticContext: Context
 }
 
 /** Which flags to hold when their source stops listing them (see flag-keeper.ts). */
@@ -130,6 +139,7 @@ export class Flags implements FlagReader {
   #authFailures = 0
   #refreshIntervalMs = 1_000
   #closed = false
+  #version = 0
 
   constructor (unleash: Unleash, source: string, logger: FlagsLogger, keeping: FlagKeeping = NO_KEEPING, staticContext: Context = {}) {
     this.#unleash = unleash
@@ -142,6 +152,7 @@ export class Flags implements FlagReader {
     this.#keeper = new FlagKeeper({ ...keeping, source, logger, staticContext })
     unleash.on('ready', () => { this.#ready = true })
     unleash.on('changed', () => {
+      this.#version++
       this.#remembered.clear()
       this.#keeper.update(this.#definitions)
     })
@@ -199,7 +210,12 @@ export class Flags implements FlagReader {
         get: async (key: string) => {
           const content = await backup.get(key)
           // After the client has applied the content (or ignored it for a fresher answer).
-          if (content !== undefined) setImmediate(() => flags.#keeper.learn(content.features, content.segments ?? [], flags.#definitions))
+          if (content !== undefined) {
+            setImmediate(() => {
+              flags.#keeper.learn(content.features, content.segments ?? [], flags.#definitions)
+              flags.#version++
+            })
+          }
           return content
         },
         set: async (key: string, data: ClientFeaturesResponse): Promise<void> => await backup.set(key, flags.#keeper.withHeld(data))
@@ -282,6 +298,27 @@ export class Flags implements FlagReader {
   isGone (flag: string): boolean {
     if (!this.#ready) throw FlagErrors.FICUS_ERR_FLAGS_NOT_READY()
     return this.#unleash.getFeatureToggleDefinition(flag) === undefined && this.#keeper.isGone(flag)
+  }
+
+  /** Changes whenever what definitions() returns may have changed. */
+  get definitionsVersion (): number {
+    return this.#version
+  }
+
+  /**
+   * Everything isEnabled decides with, as plain data, so that the same definitions can be
+   * evaluated by the same engine away from the event loop (the console's page worker): the
+   * source's flags, the held definition of each route flag it stopped listing, their segments and
+   * the static context. Undefined before flags are loaded.
+   */
+  definitions (): FlagDefinitions | undefined {
+    if (!this.#ready) return undefined
+    const segments = new Map<number, Segment>()
+    for (const feature of this.#unleash.getFeatureToggleDefinitions(true)) {
+      for (const strategy of feature.strategies ?? []) for (const segment of strategy.segments ?? []) if (segment !== undefined) segments.set(segment.id, segment)
+    }
+    const source = this.#keeper.withHeld({ features: this.#unleash.getFeatureToggleDefinitions(), segments: [...segments.values()] })
+    return { version: this.#version, features: source.features, segments: source.segments ?? [], staticContext: this.#keeper.staticContext }
   }
 
   /** Re-reads the flags file now (SIGHUP); false when flags come from a server. */
