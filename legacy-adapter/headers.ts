@@ -4,6 +4,7 @@
 // method overrides, and the headers that speak for the client, which are ficus's own and
 // believed only from a trusted proxy.
 import type { IncomingHttpHeaders } from 'node:http'
+import { util } from 'undici'
 
 // Never forwarded either way. `expect` too: Node has already answered 100-continue to the client.
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']
@@ -11,6 +12,7 @@ const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
 const REQUEST_HOP_BY_HOP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect'])
 
 type Headers = Record<string, string | string[] | undefined>
+const headerNameToString = util.headerNameToString
 
 // Legacy's gateway would read these as another request: some servers route on the URL they
 // name instead of the one the decision was taken on, or run the method they name.
@@ -85,6 +87,31 @@ export function endToEndResponseHeaders (headers: Headers): Headers {
   for (const name in headers) {
     if (RESPONSE_HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue
     kept[name] = headers[name]
+  }
+  return kept
+}
+
+/**
+ * The same rule on the raw [name, value, ...] list undici's dispatch API hands over: a flat list
+ * of lower-case names and values decoded as latin1 (as undici's own parser decodes them, so every
+ * byte goes back out as it came), without `omit` (a header ficus sets itself), with the session
+ * cookie made host-only when `sessionCookie` names it.
+ */
+export function endToEndRawResponseHeaders (raw: readonly Buffer[], omit: string | undefined, sessionCookie: string | undefined): string[] {
+  let connection: string[] | undefined
+  const names: string[] = new Array<string>(raw.length >> 1)
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = headerNameToString(raw[i] as Buffer)
+    names[i >> 1] = name
+    if (name === 'connection') (connection ??= []).push((raw[i + 1] as Buffer).toString('latin1'))
+  }
+  const listed = listedIn(connection)
+  const kept: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = names[i >> 1] as string
+    if (RESPONSE_HOP_BY_HOP.has(name) || name === omit || (listed !== undefined && listed.has(name))) continue
+    const value = (raw[i + 1] as Buffer).toString('latin1')
+    kept.push(name, sessionCookie !== undefined && name === 'set-cookie' ? hostOnlyLine(value, sessionCookie) : value)
   }
   return kept
 }

@@ -153,7 +153,9 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     servedByHeader: servedBy,
     trustsPeer: (request: FastifyRequest) => trustedProxies.trusts(request.socket.remoteAddress),
     allowedHeaders: new Set(config.legacyAllowHeaders),
-    hostOnlyCookie: config.sessionCookieHostOnly ? config.sessions.cookieName : undefined
+    hostOnlyCookie: config.sessionCookieHostOnly ? config.sessions.cookieName : undefined,
+    // The safety net's onSend hook copies legacy's body for a shadow comparison and guards a fallback.
+    throughReply: (request: FastifyRequest) => request.ficusShadowing || request.ficusFallback !== 0
   })
 
   // Before the sessions plugin: its onSend hook must not run ahead of the handler deadline check.
