@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import { FicusMetrics } from '../metrics/registry.ts'
 import { CANCEL_SETTLE_MS, CLOSE_BOUND_MS, closeGracefully, legacyPrewarmOutcome, Prewarm, sleep, within } from '../safety/lifecycle.ts'
 import { openPrewarmSchools, selectPrewarmSchools } from '../safety/prewarm-schools.ts'
-import { INTERNAL_HEADER, SafetyNet } from '../safety/safety-net.ts'
+import { SafetyNet } from '../safety/safety-net.ts'
 import { tenantDatabase } from '../tenant-db/index.ts'
 import { startDemoLegacyApp, type DemoLegacyApp } from '../demo/legacy-app.ts'
 import { Flags } from '../flags/flags.ts'
@@ -24,7 +24,7 @@ import { decisionsFor, missingRouteFlags } from './decisions.ts'
 import { createSessions } from '../sessions/config.ts'
 import { MemorySessionStore } from '../sessions/memory-store.ts'
 import { SignatureWatch } from '../sessions/signature-watch.ts'
-import { buildProxy, legacyRouterOf, PREWARM_UPSTREAM_HEADER } from './server.ts'
+import { buildProxy, legacyRouterOf } from './server.ts'
 import { Tunnels } from '../legacy-adapter/tunnel.ts'
 import { createConsole } from '../console/index.ts'
 
@@ -120,15 +120,10 @@ async function main (): Promise<void> {
   const prewarmStepOf = (name: string): string => severalUpstreams ? `legacy ${name}` : 'legacy'
   if (config.prewarmLegacyConnections > 0 && proxyConfig.legacyUrl !== undefined) {
     for (const upstream of legacyRouter.upstreams) {
-      const host = new URL(upstream.url).host
       // Sent at once through the legacy adapter's own pool, so each opens a connection there.
       prewarm.add({
         name: prewarmStepOf(upstream.name),
-        run: async () => {
-          const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
-            app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, accept: 'application/json', [INTERNAL_HEADER]: safety.prewarmMarker, [PREWARM_UPSTREAM_HEADER]: upstream.name } })))
-          return legacyPrewarmOutcome(answers.map((answer) => ({ status: answer.statusCode, body: answer.body })), config.prewarmPath)
-        }
+        run: async () => legacyPrewarmOutcome(await app.legacyPrewarm(upstream, config.prewarmPath, config.prewarmLegacyConnections), config.prewarmPath)
       })
     }
   }

@@ -52,8 +52,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The school this request is for; set before any handler runs. */
     tenant: Tenant
-    /** ficus's own pre-warm request: not client traffic, so neither counted nor access-logged. */
-    ficusPrewarm: boolean
   }
   interface FastifyContextConfig {
     migratedRoute?: MigratedRoute
@@ -72,8 +70,6 @@ const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
 const MAX_TIMEOUT_CHECK_MS = 1_000
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'DELETE'])
 const NOT_DRAINING = Object.freeze({ draining: false })
-/** On a pre-warm request only: the legacy upstream it opens a connection to. */
-export const PREWARM_UPSTREAM_HEADER = 'x-ficus-prewarm-upstream'
 
 /** The legacy routing table of a configuration: LEGACY_UPSTREAMS, or the one LEGACY_URL. */
 export function legacyRouterOf (config: Config): LegacyRouter {
@@ -141,7 +137,6 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   }
   app.decorateRequest('tenant', undefined as unknown as Tenant)
   refuseConnect(app.server)
-  app.decorateRequest('ficusPrewarm', false)
 
   await app.register(legacyAdapter, {
     router: legacyRouter,
@@ -163,10 +158,6 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   app.addHook('onResponse', function observe (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
     const guard = request.ficusGuard
     const backend = request.ficusBackend
-    if (request.ficusPrewarm) {
-      if (accessLog) writeAccessLog(request, reply, ROUTE_UNMIGRATED, backend, true)
-      return done()
-    }
     const route = guard !== null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
     metrics.observe(route, backend, reply.statusCode, request.tenant?.cohorts[0], reply.elapsedTime / 1000)
     const upstream = request.legacyUpstream
@@ -206,16 +197,8 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     const pathProblem = (request.raw as RawRequest)[kPathProblem]
     if (pathProblem !== undefined) return done(ProxyErrors.FICUS_ERR_PATH_INVALID(pathProblem))
     if (lifecycle.draining) reply.header('connection', 'close')
-    // ficus's own requests (shadow replays, pre-warm) carry a marker no client can know.
+    // ficus's own shadow replays carry a marker no client can know.
     const internal = request.headers[INTERNAL_HEADER] !== undefined
-    if (internal && safety.isPrewarm(request)) {
-      delete request.raw.headers[INTERNAL_HEADER]
-      request.ficusBackend = 'legacy'
-      request.ficusPrewarm = true
-      const named = request.headers[PREWARM_UPSTREAM_HEADER]
-      delete request.raw.headers[PREWARM_UPSTREAM_HEADER]
-      return void reply.toLegacy(typeof named === 'string' ? legacyRouter.get(named) : undefined)
-    }
 
     const host = hosts.resolve(request.headers.host)
     if (host.kind !== 'tenant') {

@@ -41,7 +41,7 @@ export interface SafetyLogger {
   error (obj: object, msg: string): void
 }
 
-/** Header that carries the per-process marker of ficus's own requests (shadow replays, pre-warm). */
+/** Header that carries the per-process marker of ficus's own requests (shadow replays). */
 export const INTERNAL_HEADER = 'x-ficus-internal'
 // Methods that may be answered twice without harm: the only ones replayed on legacy or shadowed.
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -120,9 +120,8 @@ export class SafetyNet {
   readonly #guards: RouteGuard[] = []
   readonly #runner: ShadowRunner
   readonly #secret = randomBytes(24).toString('hex')
-  /** Header values that mark ficus's own requests; unguessable, new in every process. */
+  /** The header value that marks ficus's own shadow replays; unguessable, new in every process. */
   readonly shadowMarker = `${this.#secret}:shadow`
-  readonly prewarmMarker = `${this.#secret}:prewarm`
   /** Handlers running now, with their route's name: shutdown cancels them. */
   readonly #running = new Map<RequestScope, string>()
   #app: FastifyInstance | undefined
@@ -305,10 +304,6 @@ export class SafetyNet {
     request.ficusBackend = 'shadow'
     this.#openScope(request, reply)
     request.ficusTimer = setTimeout(this.#onTimeout, this.config.shadow.timeoutMs, reply, this.config.shadow.timeoutMs)
-  }
-
-  isPrewarm (request: FastifyRequest): boolean {
-    return request.headers[INTERNAL_HEADER] === this.prewarmMarker
   }
 
   /**
