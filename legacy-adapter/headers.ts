@@ -11,7 +11,6 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
 const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
 const REQUEST_HOP_BY_HOP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect'])
 
-type Headers = Record<string, string | string[] | undefined>
 const headerNameToString = util.headerNameToString
 
 // Legacy's gateway would read these as another request: some servers route on the URL they
@@ -78,42 +77,31 @@ export function allowedHeaderProblem (name: string, requestIdHeader: string): st
 }
 
 /**
- * The end-to-end headers of an upstream response, copied in one pass into a new object: deleting
- * from the parser's object would turn it into a slow dictionary for every later read.
- */
-export function endToEndResponseHeaders (headers: Headers): Headers {
-  const listed = listedIn(headers.connection)
-  const kept: Headers = {}
-  for (const name in headers) {
-    if (RESPONSE_HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue
-    kept[name] = headers[name]
-  }
-  return kept
-}
-
-/**
- * The same rule on the raw [name, value, ...] list undici's dispatch API hands over: a flat list
+ * The end-to-end headers of an upstream response, from the raw [name, value, ...] list undici's
+ * dispatch API hands over: hop-by-hop headers and those `Connection` lists dropped, as a flat list
  * of lower-case names and values decoded as latin1 (as undici's own parser decodes them, so every
  * byte goes back out as it came), without `omit` (a header ficus sets itself), with the session
  * cookie made host-only when `sessionCookie` names it.
  */
 export function endToEndRawResponseHeaders (raw: readonly Buffer[], omit: string | undefined, sessionCookie: string | undefined): string[] {
+  const kept: string[] = []
   let connection: string[] | undefined
-  const names: string[] = new Array<string>(raw.length >> 1)
   for (let i = 0; i < raw.length; i += 2) {
     const name = headerNameToString(raw[i] as Buffer)
-    names[i >> 1] = name
-    if (name === 'connection') (connection ??= []).push((raw[i + 1] as Buffer).toString('latin1'))
-  }
-  const listed = listedIn(connection)
-  const kept: string[] = []
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = names[i >> 1] as string
-    if (RESPONSE_HOP_BY_HOP.has(name) || name === omit || (listed !== undefined && listed.has(name))) continue
+    if (RESPONSE_HOP_BY_HOP.has(name)) {
+      if (name === 'connection') (connection ??= []).push((raw[i + 1] as Buffer).toString('latin1'))
+      continue
+    }
+    if (name === omit) continue
     const value = (raw[i + 1] as Buffer).toString('latin1')
     kept.push(name, sessionCookie !== undefined && name === 'set-cookie' ? hostOnlyLine(value, sessionCookie) : value)
   }
-  return kept
+  // Connection rarely names anything but itself (close, keep-alive): then nothing more to drop.
+  const listed = listedIn(connection)
+  if (listed === undefined) return kept
+  const left: string[] = []
+  for (let i = 0; i < kept.length; i += 2) if (!listed.has(kept[i] as string)) left.push(kept[i] as string, kept[i + 1] as string)
+  return left
 }
 
 // A `Connection: close, x-foo` header makes x-foo hop-by-hop as well. Header names arrive lower-cased.
@@ -177,15 +165,8 @@ function forwardedValue (value: string): string {
   return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`
 }
 
-/**
- * Removes every Domain attribute from the Set-Cookie lines of cookie `name`, so that the browser
- * keeps it for the one host that set it (host-only) instead of every sub-domain of the domain.
- */
-export function hostOnlyCookie (setCookie: string | string[], name: string): string | string[] {
-  if (typeof setCookie === 'string') return hostOnlyLine(setCookie, name)
-  return setCookie.map((line) => hostOnlyLine(line, name))
-}
-
+// Removes every Domain attribute from a Set-Cookie line of cookie `name`, so that the browser
+// keeps it for the one host that set it (host-only) instead of every sub-domain of the domain.
 function hostOnlyLine (line: string, name: string): string {
   const firstSemicolon = line.indexOf(';')
   if (firstSemicolon === -1) return line
