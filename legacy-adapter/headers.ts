@@ -10,6 +10,7 @@ import { util } from 'undici'
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']
 const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
 const REQUEST_HOP_BY_HOP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect'])
+const CONNECTION_ONLY: ReadonlySet<string> = new Set(['keep-alive', 'close'])
 
 const headerNameToString = util.headerNameToString
 
@@ -89,14 +90,17 @@ export function endToEndRawResponseHeaders (raw: readonly Buffer[], omit: string
   for (let i = 0; i < raw.length; i += 2) {
     const name = headerNameToString(raw[i] as Buffer)
     if (RESPONSE_HOP_BY_HOP.has(name)) {
-      if (name === 'connection') (connection ??= []).push((raw[i + 1] as Buffer).toString('latin1'))
+      if (name === 'connection') {
+        const value = (raw[i + 1] as Buffer).toString('latin1')
+        // The usual `keep-alive` or `close` names no other header: no list to build.
+        if (!CONNECTION_ONLY.has(value.toLowerCase())) (connection ??= []).push(value)
+      }
       continue
     }
     if (name === omit) continue
     const value = (raw[i + 1] as Buffer).toString('latin1')
     kept.push(name, sessionCookie !== undefined && name === 'set-cookie' ? hostOnlyLine(value, sessionCookie) : value)
   }
-  // Connection rarely names anything but itself (close, keep-alive): then nothing more to drop.
   const listed = listedIn(connection)
   if (listed === undefined) return kept
   const left: string[] = []
