@@ -1,6 +1,6 @@
 // Where a .cpuprofile (node --cpu-prof) spends its time: top functions by self time, the same
-// grouped by area (ficus folder, npm package, Node internals, GC), and the inclusive time of the
-// functions on ficus's own hot path.
+// grouped by area (ficus folder, npm package, Node internals, GC), the inclusive time of the
+// functions on ficus's own hot path, and ficus's own work once traffic began (below).
 //   node bench/profile-summary.ts <file.cpuprofile> [--top=25]
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -40,7 +40,27 @@ export interface ProfileSummary {
   readonly topSelf: readonly Cost[]
   readonly byArea: readonly Cost[]
   readonly ficusInclusive: readonly Cost[]
+  readonly ownWork: OwnWork
 }
+
+/**
+ * ficus's own work on the request path, everything but the forwarding: the samples, from the
+ * first request served on, whose innermost ficus frame is outside the forwarder (a sample with no
+ * ficus frame is fastify, Node, undici or the collector; one whose innermost ficus frame is the
+ * forwarder is the forwarding, undici's work included). What a ficus function calls in a library
+ * (a flag look-up, a pino child) counts as ficus's work.
+ */
+export interface OwnWork {
+  readonly ms: number
+  /** Of the busy time since the first request. */
+  readonly percent: number
+  readonly busySinceTrafficMs: number
+  /** By innermost ficus function. */
+  readonly byFunction: readonly Cost[]
+}
+
+// The forwarding itself, whose cost is what the hand-written proxy pays too.
+const FORWARDER = /(^|\/)legacy-adapter\/forwarder\.[jt]s$/
 
 const PROJECT_ROOT = fileURLToPath(new URL('../', import.meta.url))
 // Where bench/run.ts compiles ficus and the bench before running them.
@@ -97,8 +117,12 @@ export function summariseProfile (profile: CpuProfile, top = DEFAULT_TOP): Profi
   const selfByName = new Map<string, number>()
   const selfByArea = new Map<string, number>()
   const inclusive = new Map<string, number>()
+  const own = new Map<string, number>()
   let sampledUs = 0
   let idleUs = 0
+  let traffic = false
+  let busySinceTrafficUs = 0
+  let ownUs = 0
   for (let i = 0; i < profile.samples.length; i++) {
     // A sample stands for the time until the next one.
     const us = profile.timeDeltas[i + 1] ?? 0
@@ -106,6 +130,22 @@ export function summariseProfile (profile: CpuProfile, top = DEFAULT_TOP): Profi
     if (node === undefined) continue
     sampledUs += us
     if (node.callFrame.functionName === '(idle)') { idleUs += us; continue }
+    if (traffic) busySinceTrafficUs += us
+    let innermost: CallFrame | undefined
+    for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
+      const frame = byId.get(id)?.callFrame
+      if (frame === undefined) continue
+      if (!traffic && frame.url === 'node:_http_server' && frame.functionName === 'parserOnIncoming') {
+        traffic = true
+        busySinceTrafficUs += us
+      }
+      if (innermost === undefined && areaOf(frame).startsWith('ficus ')) innermost = frame
+    }
+    if (traffic && innermost !== undefined && !FORWARDER.test(projectPath(innermost.url.startsWith('file://') ? fileURLToPath(innermost.url) : innermost.url) ?? '')) {
+      ownUs += us
+      const key = nameOf(innermost)
+      own.set(key, (own.get(key) ?? 0) + us)
+    }
     const name = nameOf(node.callFrame)
     selfByName.set(name, (selfByName.get(name) ?? 0) + us)
     const area = areaOf(node.callFrame)
@@ -127,7 +167,13 @@ export function summariseProfile (profile: CpuProfile, top = DEFAULT_TOP): Profi
     busyMs,
     topSelf: ranked(selfByName, busyMs, top),
     byArea: ranked(selfByArea, busyMs, top),
-    ficusInclusive: ranked(inclusive, busyMs, top)
+    ficusInclusive: ranked(inclusive, busyMs, top),
+    ownWork: {
+      ms: ownUs / 1_000,
+      percent: busySinceTrafficUs === 0 ? 0 : ownUs / busySinceTrafficUs * 100,
+      busySinceTrafficMs: busySinceTrafficUs / 1_000,
+      byFunction: ranked(own, busySinceTrafficUs / 1_000, top)
+    }
   }
 }
 
@@ -137,7 +183,9 @@ export function formatSummary (summary: ProfileSummary): string {
     `busy ${summary.busyMs.toFixed(0)} ms of ${summary.sampledMs.toFixed(0)} ms sampled (percentages are of busy time)`,
     'self time by area:', rows(summary.byArea.slice(0, 15)),
     'top functions by self time:', rows(summary.topSelf),
-    'ficus functions, inclusive time:', rows(summary.ficusInclusive.slice(0, 15))
+    'ficus functions, inclusive time:', rows(summary.ficusInclusive.slice(0, 15)),
+    `ficus's own work (everything but the forwarding) since the first request: ${summary.ownWork.percent.toFixed(1)}% of ${summary.ownWork.busySinceTrafficMs.toFixed(0)} ms busy, by innermost ficus function:`,
+    rows(summary.ownWork.byFunction.slice(0, 15))
   ].join('\n')
 }
 

@@ -2,7 +2,7 @@
 //   npm run bench                  full run: interleaved rounds, medians with min-max
 //   npm run bench -- --quick       one short round, under 2 minutes, for development
 //   npm run bench -- --profile     ficus scenario (a) under --cpu-prof, summarised
-// Options: --rounds=N --seconds=N --warmup=N --connections=N --only=<id substring>
+// Options: --rounds=N --seconds=N --warmup=N --connections=N --only=<id substring>[,<another>]
 //          --profile-scenario=<scenario id> --school-databases=N (scenario d; 100, quick 20)
 //          --ficus-node-flags="<flags>" / --node-flags="<flags>" (extra Node flags for the ficus
 //          processes / for every Node contender, for experiments)
@@ -19,7 +19,7 @@ import { ConnectionPeak, createSchoolDatabases, dropBenchDatabases, type SchoolD
 import { CLOCK_TICKS_PER_SECOND, coreTimes, get, processTree, spawnPinned, treeCpuTicks, treeRssBytes, waitReady, type Pinned } from './lib/proc.ts'
 import { commandsBetween, createBenchSessions, REDIS_URL, type BenchSessions } from './lib/redis.ts'
 import { startPgBouncer, type PgBouncer } from '../test/helpers/pgbouncer.ts'
-import { DATABASE_POOL_SIZE, DATABASE_POOLS_MAX, PGBOUNCER_MAX_SERVER_CONNECTIONS, PGBOUNCER_POOL_SIZE, PROBE_HOST, RSS_TARGET_BYTES, SCENARIOS, SESSION_ROUND_TRIPS_BOUND, TARGETS, type Scenario } from './lib/scenarios.ts'
+import { DATABASE_POOL_SIZE, DATABASE_POOLS_MAX, OWN_WORK_US_BOUND, PGBOUNCER_MAX_SERVER_CONNECTIONS, PGBOUNCER_POOL_SIZE, PROBE_HOST, RSS_TARGET_BYTES, SCENARIOS, SESSION_ROUND_TRIPS_BOUND, TARGETS, WORKERS_CPU_GROWTH_BOUND, type Scenario } from './lib/scenarios.ts'
 import { ensureTools, type Tools } from './lib/tools.ts'
 import { errorCount, runWrk, type WrkResult } from './lib/wrk.ts'
 import type { FlagCost } from './flag-cost.ts'
@@ -56,7 +56,8 @@ interface Settings {
   readonly warmup: number
   readonly seconds: number
   readonly connections: number
-  readonly only: string | undefined
+  /** Id substrings (from --only=a,b): a scenario runs when its id contains one of them. */
+  readonly only: readonly string[] | undefined
   readonly profileScenario: string
   readonly schoolDatabases: number
   /** How long other clients' Redis commands are counted with the proxy idle, after a session run. */
@@ -132,6 +133,8 @@ interface ScenarioResult {
   readonly id: string
   readonly label: string
   pending?: string
+  /** Rounds in which it failed to start (reported in the notes). */
+  failures?: number
   readonly samples: Sample[]
   summary?: Record<'rps' | 'p50Us' | 'p99Us' | 'cpuUsPerRequest' | 'proxyCpuPercent' | 'rssBytes' | 'rssAtStartBytes' | 'loadCorePercent' | 'proxyCoreOtherPercent' | 'upstreamCpuUsPerRequest', Spread | undefined> & { errors: number }
 }
@@ -168,7 +171,7 @@ function parseSettings (): Settings {
     warmup: number('warmup', values.warmup, defaults.warmup),
     seconds: number('seconds', values.seconds, mode === 'profile' ? 15 : defaults.seconds),
     connections: number('connections', values.connections, DEFAULT_CONNECTIONS),
-    only: values.only,
+    only: values.only?.split(',').filter((part) => part !== ''),
     profileScenario: values['profile-scenario'],
     ficusNodeFlags: values['ficus-node-flags'].split(' ').filter((flag) => flag !== ''),
     nodeFlags: values['node-flags'].split(' ').filter((flag) => flag !== ''),
@@ -287,7 +290,8 @@ class Bench {
       ...(scenario.legacyTableEntries === undefined ? { LEGACY_URL: upstream } : { LEGACY_UPSTREAMS: legacyTable(upstream, scenario.legacyTableEntries) }),
       PORT: String(port),
       HOST: '127.0.0.1',
-      ADMIN_PORT: String(port + 1 > 65_535 ? port - 1 : port + 1),
+      // A contender's own choice (0: any free port) wins: the port next to the public one may be taken.
+      ADMIN_PORT: scenario.contender.env?.ADMIN_PORT ?? String(port + 1 > 65_535 ? port - 1 : port + 1),
       TENANTS_FILE: this.#fixtures.tenantsFile,
       FLAGS_FILE: this.#fixtures.flagsFile,
       LOG_LEVEL: 'warn',
@@ -317,7 +321,8 @@ class Bench {
         // WORKERS is honoured when the started process forks workers that serve the port.
         await new Promise((resolve) => setTimeout(resolve, WORKERS_SETTLE_MS))
         const workers = processTree(process.pid).length - 1
-        if (workers < 2) throw new NotRunnable(`WORKERS=2 not honoured: proxy/main.ts started ${workers} child process(es)`)
+        const wanted = scenario.workers ?? 1
+        if (wanted > 1 && workers < wanted) throw new NotRunnable(`WORKERS=${wanted} not honoured: proxy/main.ts started ${workers} child process(es)`)
       }
     } catch (error) {
       await process.stop()
@@ -468,20 +473,22 @@ class Bench {
   }
 
   /** Runs the scenario under --cpu-prof and returns the profile it wrote. */
-  async profile (scenario: Scenario, dir: string): Promise<{ file: string, result: WrkResult }> {
+  /** Runs the scenario under --cpu-prof and returns the profile it wrote, with every request served while profiling. */
+  async profile (scenario: Scenario, dir: string): Promise<{ file: string, result: WrkResult, requests: number }> {
     mkdirSync(dir, { recursive: true })
     const { port, process } = await this.start(scenario, ['--cpu-prof', '--cpu-prof-dir', dir])
     let result: WrkResult
+    let warmup: WrkResult
     try {
       await this.probe(scenario, port, process)
-      await this.#wrk(scenario, port, this.#settings.warmup)
+      warmup = await this.#wrk(scenario, port, this.#settings.warmup)
       result = await this.#wrk(scenario, port, this.#settings.seconds)
     } finally {
       await process?.stop()
     }
     const file = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile')).sort().at(-1)
     if (file === undefined) throw new Error(`no .cpuprofile written in ${dir}`)
-    return { file: join(dir, file), result }
+    return { file: join(dir, file), result, requests: warmup.requests + result.requests + 1 }
   }
 }
 
@@ -604,11 +611,33 @@ interface TargetResult {
   readonly shown: string
 }
 
-function checkTargets (results: readonly ScenarioResult[], flagCost: FlagCost | undefined, connections: number): TargetResult[] {
+/** ficus's own work per legacy-bound request, from the profile of ficus (a) taken after the table. */
+interface OwnWorkFigure {
+  /** The profile's own-work share of busy time times the table's CPU per request of ficus (a). */
+  readonly usPerRequest: number
+  /** Own-work time in the profile over the requests served while profiling (profiler overhead included). */
+  readonly profiledUsPerRequest: number
+  readonly percent: number
+  readonly top: readonly { readonly name: string, readonly percent: number }[]
+}
+
+function checkTargets (results: readonly ScenarioResult[], flagCost: FlagCost | undefined, connections: number, ownWork: OwnWorkFigure | undefined): TargetResult[] {
   const byId = new Map(results.map((r) => [r.id, r]))
   const out: TargetResult[] = []
   for (const target of TARGETS) {
     const ratio = ratioOf(byId, target.scenario, target.baseline)
+    if (target.metric === 'cpu') {
+      const a = byId.get(target.scenario)?.summary?.cpuUsPerRequest?.median
+      const b = byId.get(target.baseline)?.summary?.cpuUsPerRequest?.median
+      const value = a === undefined || b === undefined || b === 0 ? undefined : a / b
+      out.push({
+        label: target.label,
+        value,
+        met: value === undefined ? undefined : value <= target.bound,
+        shown: value === undefined ? 'not measured' : `${value.toFixed(3)}x (${a?.toFixed(1)} µs / ${b?.toFixed(1)} µs, <= ${target.bound}x)`
+      })
+      continue
+    }
     const value = target.metric === 'rps' ? ratio.rps : ratio.p99
     const met = value === undefined ? undefined : target.metric === 'rps' ? value >= target.bound : value <= target.bound
     const shown = value === undefined ? 'not measured' : `${value.toFixed(3)}x (${target.metric === 'rps' ? '>=' : '<='} ${target.bound}x)`
@@ -635,6 +664,29 @@ function checkTargets (results: readonly ScenarioResult[], flagCost: FlagCost | 
       shown: capacity === undefined ? 'not measured' : `${capacity.toFixed(3)}x (>= ${target.bound}x)`
     })
   }
+  out.push({
+    label: `ficus's own work on the legacy path (everything but the forwarding) <= ${OWN_WORK_US_BOUND} µs per request, from a profile`,
+    value: ownWork?.usPerRequest,
+    met: ownWork === undefined ? undefined : ownWork.usPerRequest <= OWN_WORK_US_BOUND,
+    shown: ownWork === undefined
+      ? 'not measured (needs ficus-a/small in the run)'
+      : `${ownWork.usPerRequest.toFixed(2)} µs (${ownWork.percent.toFixed(1)}% of the profiled busy time x the table's CPU per request; ${ownWork.profiledUsPerRequest.toFixed(2)} µs under the profiler)`
+  })
+  // Scaling with cores: each request must cost the same CPU with two workers as with one, so that
+  // req/s grows with the cores given to workers (this machine has two, shared with wrk and nginx).
+  const one = byId.get('ficus-e1/small')?.summary
+  const two = byId.get('ficus-e/small')?.summary
+  const perCore = two?.cpuUsPerRequest === undefined ? undefined : 1e6 / two.cpuUsPerRequest.median
+  const growth = one?.cpuUsPerRequest === undefined || two?.cpuUsPerRequest === undefined ? undefined : two.cpuUsPerRequest.median / one.cpuUsPerRequest.median
+  out.push({
+    label: 'WORKERS=N: CPU per request with 2 workers <= 1.1x with 1 (req/s then grows with the cores)',
+    value: growth,
+    met: growth === undefined ? undefined : growth <= WORKERS_CPU_GROWTH_BOUND,
+    shown: growth === undefined || one === undefined || two === undefined || perCore === undefined
+      ? 'not measured (needs ficus-e and ficus-e1)'
+      : `${growth.toFixed(3)}x; WORKERS=1 ${Math.round(one.rps?.median ?? 0)} req/s, WORKERS=2 ${Math.round(two.rps?.median ?? 0)} req/s (${((two.rps?.median ?? 0) / (one.rps?.median ?? 1)).toFixed(2)}x, with wrk and nginx on one of the two cores); ` +
+        `projection at ${two.cpuUsPerRequest?.median.toFixed(1)} µs per request: ~${Math.round(perCore)} req/s per core given to a worker, ~${Math.round(perCore * 4)} on 4, ~${Math.round(perCore * 8)} on 8`
+  })
   // The throughput ratio above moves by more than 2% with any other work on the machine; the
   // decision's own CPU time, measured in-process, is the steadier view of the same target.
   const perRequest = byId.get('ficus-a/small')?.summary?.cpuUsPerRequest?.median
@@ -750,6 +802,7 @@ function scenarioNotes (results: readonly ScenarioResult[], services: Services, 
   if (hot !== undefined && hotThree !== undefined && hot.samples.length > 0 && hotThree.samples.length > 0) {
     notes.push(`single-round-trip read: (d-hot), the register read in one round trip, against (d-hot-3rt), the same read in three (BEGIN + SET LOCAL, SELECT, COMMIT): ${compare(hot, hotThree)}`)
   }
+  for (const r of results) if ((r.failures ?? 0) > 0) notes.push(`${r.id}: failed to start in ${r.failures} round(s), left out of them (see the log)`)
   const e = results.find((r) => r.id === 'ficus-e/small')
   if (e !== undefined && e.samples.length > 0) {
     notes.push(`scenario (e): proxy/main.ts with WORKERS=2 ran as ${e.samples[0]?.processes ?? '-'} processes (primary + workers) on both cores, sharing core ${LOAD_CPU} with wrk and the upstream; CPU and RSS are summed over them`)
@@ -774,7 +827,7 @@ function timestamp (): string {
 
 async function runTable (bench: Bench, settings: Settings, tools: Tools): Promise<void> {
   const results: ScenarioResult[] = SCENARIOS
-    .filter((s) => settings.only === undefined || s.id.includes(settings.only))
+    .filter((s) => selected(settings, s.id))
     .map((s) => ({ id: s.id, label: s.label, ...(s.pending === undefined ? {} : { pending: s.pending }), samples: [] }))
   for (const r of results) {
     const scenario = SCENARIOS.find((s) => s.id === r.id)
@@ -793,7 +846,12 @@ async function runTable (bench: Bench, settings: Settings, tools: Tools): Promis
       try {
         sample = await bench.measure(scenario, round)
       } catch (error) {
-        if (!(error instanceof NotRunnable)) throw error
+        if (!(error instanceof NotRunnable)) {
+          // One failed start (a port taken by someone else) costs its round, not the whole run.
+          log(`${scenario.id}: FAILED in round ${round + 1}, left out of this round: ${(error as Error).message.split('\n').slice(0, 3).join(' ')}`)
+          result.failures = (result.failures ?? 0) + 1
+          continue
+        }
         result.pending = error.message
         log(`${scenario.id}: pending, ${error.message}`)
         continue
@@ -808,13 +866,15 @@ async function runTable (bench: Bench, settings: Settings, tools: Tools): Promis
     }
   }
   for (const r of results) if (r.samples.length > 0) summarise(r)
-  const flagCost = results.some((r) => r.id === 'ficus-a/small' && r.samples.length > 0) ? await bench.flagCost() : undefined
+  const measuredA = results.some((r) => r.id === 'ficus-a/small' && r.samples.length > 0)
+  const flagCost = measuredA ? await bench.flagCost() : undefined
+  const ownWork = measuredA ? await profileOwnWork(bench, results.find((r) => r.id === 'ficus-a/small')?.summary?.cpuUsPerRequest?.median) : undefined
   const notes = scenarioNotes(results, bench.services, settings.connections)
 
   const rows = tableRows(results)
   const ratioList = ratios(results)
   const ratio = ratioTable(ratioList)
-  const targets = checkTargets(results, flagCost, settings.connections)
+  const targets = checkTargets(results, flagCost, settings.connections, ownWork)
   const about = machine(tools)
   const settingsLine = `${settings.rounds} round(s), ${settings.warmup}s warm-up + ${settings.seconds}s measured, wrk -t1 -c${settings.connections}, ` +
     `proxy on CPU ${PROXY_CPU}, wrk + nginx upstream on CPU ${LOAD_CPU}, Node contenders with MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD}`
@@ -829,7 +889,12 @@ async function runTable (bench: Bench, settings: Settings, tools: Tools): Promis
   log('')
   log(textTable(ratio.header, ratio.rows))
   log('')
-  log('targets (issue 7):')
+  if (ownWork !== undefined) {
+    log(`ficus's own work on the legacy path, by innermost ficus function (profile of ficus-a/small, % of busy time):`)
+    for (const cost of ownWork.top) log(`  ${cost.percent.toFixed(2).padStart(6)}%  ${cost.name}`)
+    log('')
+  }
+  log('targets (issues 7, 13, 14):')
   for (const t of targets) log(`  ${t.met === undefined ? 'n/a ' : t.met ? 'MET ' : 'MISS'}  ${t.label}: ${t.shown}`)
   const busy = results.filter((r) => (r.summary?.proxyCoreOtherPercent?.median ?? 0) > NOISY_PERCENT)
   if (busy.length > 0) log(`\nnote: other work took > ${NOISY_PERCENT}% of the proxy core during ${busy.map((r) => r.id).join(', ')}; treat those numbers with care`)
@@ -845,8 +910,24 @@ async function runTable (bench: Bench, settings: Settings, tools: Tools): Promis
     ...results.filter((r) => r.pending !== undefined).map((r) => `- ${r.id} ${r.label}: pending, ${r.pending}`), '',
     ...notes.map((note) => `- ${note}`), '',
     markdownTable(ratio.header, ratio.rows), '',
+    ...(ownWork === undefined ? [] : ['ficus\'s own work by innermost ficus function (profile of ficus-a/small, % of busy time):', '', ...ownWork.top.map((cost) => `- ${cost.percent.toFixed(2)}% ${cost.name}`), '']),
     ...targets.map((t) => `- ${t.met === undefined ? 'n/a' : t.met ? 'met' : '**missed**'}: ${t.label}: ${t.shown}`)].join('\n') + '\n')
   log(`results: ${json}\n         ${markdown}`)
+}
+
+/** Profiles ficus (a) once more after the table, for its own-work figure. */
+async function profileOwnWork (bench: Bench, cpuUsPerRequest: number | undefined): Promise<OwnWorkFigure | undefined> {
+  const scenario = SCENARIOS.find((s) => s.id === 'ficus-a/small')
+  if (scenario === undefined || cpuUsPerRequest === undefined) return undefined
+  log('profiling ficus-a/small for its own-work figure')
+  const { file, requests } = await bench.profile(scenario, join(RESULTS_DIR, `profile-${timestamp()}`))
+  const own = summariseProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile).ownWork
+  return {
+    usPerRequest: own.percent / 100 * cpuUsPerRequest,
+    profiledUsPerRequest: own.ms * 1_000 / Math.max(requests, 1),
+    percent: own.percent,
+    top: own.byFunction.slice(0, 12)
+  }
 }
 
 async function runProfile (bench: Bench, settings: Settings): Promise<void> {
@@ -863,8 +944,12 @@ async function runProfile (bench: Bench, settings: Settings): Promise<void> {
   log(`profile: ${file}\nsummary: ${join(dir, 'summary.json')}`)
 }
 
+function selected (settings: Settings, id: string): boolean {
+  return settings.only === undefined || settings.only.some((part) => id.includes(part))
+}
+
 function selectedIds (settings: Settings): string[] {
-  return SCENARIOS.filter((s) => s.pending === undefined && (settings.only === undefined || s.id.includes(settings.only))).map((s) => s.id)
+  return SCENARIOS.filter((s) => s.pending === undefined && selected(settings, s.id)).map((s) => s.id)
 }
 
 function needsOf (ids: readonly string[]): { redis: boolean, postgres: boolean, pgbouncer: boolean } {

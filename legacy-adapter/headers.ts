@@ -4,13 +4,15 @@
 // method overrides, and the headers that speak for the client, which are ficus's own and
 // believed only from a trusted proxy.
 import type { IncomingHttpHeaders } from 'node:http'
+import { util } from 'undici'
 
 // Never forwarded either way. `expect` too: Node has already answered 100-continue to the client.
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']
 const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
 const REQUEST_HOP_BY_HOP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect'])
+const CONNECTION_ONLY: ReadonlySet<string> = new Set(['keep-alive', 'close'])
 
-export type Headers = Record<string, string | string[] | undefined>
+const headerNameToString = util.headerNameToString
 
 // Legacy's gateway would read these as another request: some servers route on the URL they
 // name instead of the one the decision was taken on, or run the method they name.
@@ -76,18 +78,37 @@ export function allowedHeaderProblem (name: string, requestIdHeader: string): st
 }
 
 /**
- * The end-to-end headers of an upstream response, copied in one pass into a new object: deleting
- * from the parser's object would turn it into a slow dictionary for every later read.
+ * The end-to-end headers of an upstream response, from the raw [name, value, ...] list undici's
+ * dispatch API hands over: hop-by-hop headers and those `Connection` lists dropped, as a flat list
+ * of lower-case names and values decoded as latin1 (as undici's own parser decodes them, so every
+ * byte goes back out as it came), without `omit` (a header ficus sets itself), with the session
+ * cookie made host-only when `sessionCookie` names it.
  */
-export function endToEndResponseHeaders (headers: Headers): Headers {
-  const listed = listedIn(headers.connection)
-  const kept: Headers = {}
-  for (const name in headers) {
-    if (RESPONSE_HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue
-    kept[name] = headers[name]
+export function endToEndRawResponseHeaders (raw: readonly Buffer[], omit: string | undefined, sessionCookie: string | undefined): string[] {
+  const kept: string[] = []
+  let connection: string[] | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = headerNameToString(raw[i] as Buffer)
+    if (RESPONSE_HOP_BY_HOP.has(name)) {
+      if (name === 'connection') {
+        const value = (raw[i + 1] as Buffer).toString('latin1')
+        // The usual `keep-alive` or `close` names no other header: no list to build.
+        if (!CONNECTION_ONLY.has(value.toLowerCase())) (connection ??= []).push(value)
+      }
+      continue
+    }
+    if (name === omit) continue
+    const value = (raw[i + 1] as Buffer).toString('latin1')
+    kept.push(name, sessionCookie !== undefined && name === 'set-cookie' ? hostOnlyLine(value, sessionCookie) : value)
   }
-  return kept
+  const listed = listedIn(connection)
+  if (listed === undefined) return kept
+  const left: string[] = []
+  for (let i = 0; i < kept.length; i += 2) if (!listed.has(kept[i] as string)) left.push(kept[i] as string, kept[i + 1] as string)
+  return left
 }
+
+export type Headers = Record<string, string | string[] | undefined>
 
 export interface ResponseHeaderRules {
   /** Response header naming the side that served, or undefined to leave it out. */
@@ -96,11 +117,20 @@ export interface ResponseHeaderRules {
   readonly hostOnlyCookie: string | undefined
 }
 
-/** What the client receives of a legacy response's headers: the end-to-end ones, the session cookie host-only, X-Served-By. */
+/**
+ * The same rules over a parsed header object (an upgrade answer's head, which ficus reads itself):
+ * the end-to-end headers, the session cookie host-only, X-Served-By.
+ */
 export function legacyResponseHeaders (headers: Headers, rules: ResponseHeaderRules): Headers {
-  const kept = endToEndResponseHeaders(headers)
-  const setCookie = kept['set-cookie']
-  if (setCookie !== undefined && rules.hostOnlyCookie !== undefined) kept['set-cookie'] = hostOnlyCookie(setCookie, rules.hostOnlyCookie)
+  const listed = listedIn(headers.connection)
+  const cookie = rules.hostOnlyCookie
+  const kept: Headers = {}
+  for (const name in headers) {
+    if (RESPONSE_HOP_BY_HOP.has(name) || (listed !== undefined && listed.has(name))) continue
+    const value = headers[name]
+    if (cookie === undefined || name !== 'set-cookie' || value === undefined) kept[name] = value
+    else kept[name] = typeof value === 'string' ? hostOnlyLine(value, cookie) : value.map((line) => hostOnlyLine(line, cookie))
+  }
   if (rules.servedByHeader !== undefined) kept[rules.servedByHeader] = 'legacy'
   return kept
 }
@@ -166,15 +196,8 @@ function forwardedValue (value: string): string {
   return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`
 }
 
-/**
- * Removes every Domain attribute from the Set-Cookie lines of cookie `name`, so that the browser
- * keeps it for the one host that set it (host-only) instead of every sub-domain of the domain.
- */
-export function hostOnlyCookie (setCookie: string | string[], name: string): string | string[] {
-  if (typeof setCookie === 'string') return hostOnlyLine(setCookie, name)
-  return setCookie.map((line) => hostOnlyLine(line, name))
-}
-
+// Removes every Domain attribute from a Set-Cookie line of cookie `name`, so that the browser
+// keeps it for the one host that set it (host-only) instead of every sub-domain of the domain.
 function hostOnlyLine (line: string, name: string): string {
   const firstSemicolon = line.indexOf(';')
   if (firstSemicolon === -1) return line

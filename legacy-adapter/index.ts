@@ -1,20 +1,19 @@
 // Forwards a request to the legacy app exactly as the client sent it: method, path (in the
 // canonical form the routing decision was taken on), raw query, end-to-end headers and the body
-// streamed both ways. reply-from does the streaming; each legacy upstream (legacy-adapter/
-// upstreams.ts) has an undici pool of its own, with its own timeouts and keep-alive, so one slow
-// or absent legacy app never holds the connections of another.
+// streamed both ways. forwarder.ts does the streaming, over undici's dispatch API; each legacy
+// upstream (legacy-adapter/upstreams.ts) has an undici pool of its own, with its own timeouts and
+// keep-alive, so one slow or absent legacy app never holds the connections of another.
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
-import { Transform, type TransformCallback } from 'node:stream'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
-import { Agent, Pool } from 'undici'
+import { Pool } from 'undici'
 import { currentForwardSignal } from '../cancellation/request-scope.ts'
 import { CommonErrors } from '../core/errors.ts'
-import { FicusError } from '../errors/index.ts'
 import { LegacyErrors } from './errors.ts'
-import { endToEndResponseHeaders, hostOnlyCookie, removeRequestHeaders, setForwardingHeaders } from './headers.ts'
+import { classify, forwardToLegacy, prewarmPool, type PrewarmAnswer, type ResponseHeaderRules } from './forwarder.ts'
+import { removeRequestHeaders, setForwardingHeaders } from './headers.ts'
 import type { LegacyRouter, LegacyUpstream } from './upstreams.ts'
 import { offeredProtocols, upgradeRequestHead, type PendingUpgrade, type Tunnels } from './tunnel.ts'
 
@@ -37,7 +36,14 @@ export interface LegacyAdapterOptions {
   readonly allowedHeaders: ReadonlySet<string>
   /** Legacy's session cookie, made host-only on the way back; undefined leaves cookies alone. */
   readonly hostOnlyCookie: string | undefined
+  /**
+   * Whether legacy's answer to this request must pass through fastify's onSend hooks (as a
+   * stream given to `reply.send`); otherwise it is written straight to the client. Never, when absent.
+   */
+  readonly throughReply?: (request: FastifyRequest) => boolean
 }
+
+const NEVER = (): boolean => false
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -46,102 +52,70 @@ declare module 'fastify' {
     /** Tunnels an upgrade request to the upstream of its path, when that upstream accepts its protocol. */
     tunnelToLegacy (pending: PendingUpgrade): FastifyReply
   }
+  interface FastifyInstance {
+    /** Sends `connections` GETs of `path` at once to `upstream` through its pool (startup's pre-warm): not client traffic. */
+    legacyPrewarm (upstream: LegacyUpstream, path: string, connections: number): Promise<PrewarmAnswer[]>
+  }
   interface FastifyRequest {
     /** The legacy upstream this request went to; undefined when it went to none. */
     legacyUpstream: LegacyUpstream | undefined
   }
 }
 
-// Upstream failures that mean "legacy is not there" rather than "legacy is slow".
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'])
-const SLOW = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'ETIMEDOUT'])
-
 async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOptions): Promise<void> {
   const router = options.router
-  const byOrigin = new Map(router.upstreams.map((upstream) => [upstream.origin, upstream]))
-  // The agent keeps one pool per origin, and every upstream has an origin of its own.
-  const agent = new Agent({
-    factory (origin, agentOptions) {
-      const upstream = byOrigin.get(String(origin))
-      if (upstream === undefined) throw new Error(`no legacy upstream has the origin ${String(origin)}`)
-      return new Pool(origin, {
-        ...agentOptions,
-        connections: upstream.connections,
-        keepAliveTimeout: upstream.keepAliveMs,
-        headersTimeout: upstream.timeoutMs,
-        bodyTimeout: upstream.timeoutMs
-      })
-    }
-  })
-  // A fallback's request to legacy carries its request's cancellation signal (reply-from passes
-  // none): legacy's work stops when the client goes away or ficus shuts down.
-  const request = agent.request.bind(agent) as (opts: object, callback: unknown) => void
-  agent.request = ((opts: object, callback: unknown) => {
-    const signal = currentForwardSignal()
-    return request(signal === undefined ? opts : { ...opts, signal }, callback)
-  }) as typeof agent.request
-  // No `base`: each request names its upstream (getUpstream below).
-  await app.register(replyFrom, {
-    undici: agent,
-    disableRequestLogging: true
-  })
+  // One pool per upstream, indexed by the upstream's position in the table.
+  const pools = router.upstreams.map((upstream) => new Pool(upstream.origin, {
+    connections: upstream.connections,
+    keepAliveTimeout: upstream.keepAliveMs,
+    headersTimeout: upstream.timeoutMs,
+    bodyTimeout: upstream.timeoutMs
+  }))
+  // The path of each upstream's base URL, put in front of every path sent to it.
+  const basePaths = router.upstreams.map((upstream) => upstream.url.slice(upstream.origin.length))
+  // The Host legacy receives unless the client's is preserved: its own.
+  const hosts = router.upstreams.map((upstream) => new URL(upstream.url).host)
+  app.addHook('onClose', async () => { await Promise.all(pools.map(async (pool) => { await pool.destroy() })) })
   app.decorateRequest('legacyUpstream', undefined)
+  const rules: ResponseHeaderRules = { servedBy: options.servedByHeader, sessionCookie: options.hostOnlyCookie }
+  const throughReply = options.throughReply ?? NEVER
 
-  const servedBy = options.servedByHeader
-  const sessionCookie = options.hostOnlyCookie
-  // Built once: reply.from() takes the same options object for every request.
-  const fromOptions: FastifyReplyFromHooks = {
-    // reply-from retries a GET that got 503 unless a delay function says otherwise; legacy's 503
-    // is an answer to pass on, and a non-idempotent request must never be sent twice.
-    retryDelay: () => null,
-    getUpstream: (anyRequest) => (anyRequest as unknown as FastifyRequest).legacyUpstream?.url ?? '',
-    rewriteRequestHeaders (anyRequest, headers) {
-      const request = anyRequest as unknown as FastifyRequest
-      rewriteForLegacy(request, headers, options)
-      if (options.preserveHost) headers.host = request.headers.host
-      return headers
-    },
-    rewriteHeaders (headers) {
-      const kept = endToEndResponseHeaders(headers)
-      const setCookie = kept['set-cookie']
-      if (setCookie !== undefined && sessionCookie !== undefined) kept['set-cookie'] = hostOnlyCookie(setCookie, sessionCookie)
-      if (servedBy !== undefined) kept[servedBy] = 'legacy'
-      return kept
-    },
-    onError (reply, { error }) {
-      reply.send(classify(error))
-    }
-  }
-  // reply-from rebuilds the query through WHATWG URL (which re-encodes `'` and more) after a
-  // decodeURIComponent that throws on `%zz` and refuses `../` anywhere in the URL; a query is
-  // legacy's business, so it is handed over as the raw bytes the client sent.
-  const rawQueryOptions: FastifyReplyFromHooks = {
-    ...fromOptions,
-    queryString: (_search: string | undefined, url: string) => url.slice(url.indexOf('?') + 1)
-  }
+  app.decorate('legacyPrewarm', async function legacyPrewarm (upstream: LegacyUpstream, path: string, connections: number): Promise<PrewarmAnswer[]> {
+    return await prewarmPool(pools[upstream.index] as Pool, basePaths[upstream.index] + path, hosts[upstream.index] as string, connections)
+  })
 
   app.decorateReply('toLegacy', function toLegacy (this: FastifyReply, chosen?: LegacyUpstream): FastifyReply {
     const request = this.request
     const url = request.url
-    const queryAt = url.indexOf('?')
     // The canonical path the routing decision was taken on, so no spelling reaches another app.
-    const upstream = chosen ?? router.pick(queryAt === -1 ? url : url.slice(0, queryAt), options.shardOf(request))
+    const upstream = chosen ?? router.pick(pathOf(url), options.shardOf(request))
     if (upstream === undefined) return this.send(LegacyErrors.FICUS_ERR_LEGACY_SHARD_UNKNOWN(`shard ${String(options.shardOf(request))}`))
     request.legacyUpstream = upstream
     const length = request.headers['content-length']
     if (length !== undefined && Number(length) > options.bodyLimitBytes) {
       return this.send(LegacyErrors.FICUS_ERR_BODY_TOO_LARGE(`limit is ${options.bodyLimitBytes} bytes`))
     }
-    // reply-from streams `request.body` when it is a stream; the hook that calls us runs before
-    // fastify reads the body, so legacy receives the client's bytes as they arrive.
+    // The hook that calls us runs before fastify reads the body, so legacy receives the client's
+    // bytes as they arrive.
+    let body: Readable | null = null
     if (length !== undefined) {
-      if (length !== '0') request.body = request.raw
+      if (length !== '0') body = request.raw
     } else if (request.headers['transfer-encoding'] !== undefined) {
-      request.body = request.raw.pipe(new ByteLimit(options.bodyLimitBytes))
+      body = request.raw.pipe(new ByteLimit(options.bodyLimitBytes))
     }
-    // An empty query (`/x?`) cannot come back from the queryString hook; reply-from keeps it.
-    if (queryAt === -1 || queryAt === url.length - 1) return this.from(url, fromOptions)
-    return this.from(url.slice(0, queryAt), rawQueryOptions)
+    const headers = { ...request.headers }
+    rewriteForLegacy(request, headers, options)
+    headers.host = options.preserveHost ? request.headers.host : hosts[upstream.index]
+    // The query exactly as the client sent it: a query is legacy's business.
+    forwardToLegacy(pools[upstream.index] as Pool, {
+      path: basePaths[upstream.index] + url,
+      method: request.method,
+      headers,
+      body,
+      signal: currentForwardSignal(),
+      throughReply: throughReply(request)
+    }, this, rules)
+    return this
   })
 
   const tunnels = options.tunnels
@@ -149,7 +123,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     const request = this.request
     const url = request.url
     const queryAt = url.indexOf('?')
-    const upstream = router.pick(queryAt === -1 ? url : url.slice(0, queryAt), options.shardOf(request))
+    const upstream = router.pick(pathOf(url), options.shardOf(request))
     if (upstream === undefined) return this.send(LegacyErrors.FICUS_ERR_LEGACY_SHARD_UNKNOWN(`shard ${String(options.shardOf(request))}`))
     request.legacyUpstream = upstream
     const offered = offeredProtocols(request.headers.upgrade)
@@ -160,10 +134,10 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     if (tunnels.full) return this.send(LegacyErrors.FICUS_ERR_TUNNEL_LIMIT(`${tunnels.limits.max} open`))
     const headers = { ...request.headers }
     rewriteForLegacy(request, headers, options)
-    headers.host = options.preserveHost ? request.headers.host : new URL(upstream.origin).host
+    headers.host = options.preserveHost ? request.headers.host : hosts[upstream.index]
     headers.connection = 'upgrade'
     headers.upgrade = request.headers.upgrade
-    const head = upgradeRequestHead(request.method, upstream.url.slice(upstream.origin.length) + url, headers)
+    const head = upgradeRequestHead(request.method, basePaths[upstream.index] + url, headers)
     tunnels.open(upstream, head, pending, () => {
       this.hijack()
       this.raw.detachSocket(pending.socket as Socket)
@@ -190,23 +164,14 @@ function rewriteForLegacy (request: FastifyRequest, headers: IncomingHttpHeaders
   }, options.requestIdHeader)
 }
 
+function pathOf (url: string): string {
+  const queryAt = url.indexOf('?')
+  return queryAt === -1 ? url : url.slice(0, queryAt)
+}
+
 function clientAddressOf (request: FastifyRequest): string {
   const address = request.socket.remoteAddress ?? ''
   return address.startsWith('::ffff:') ? address.slice(7) : address
-}
-
-function classify (error: Error): Error {
-  let cause: unknown = error
-  while (cause instanceof Error) {
-    const code = (cause as NodeJS.ErrnoException).code
-    if (cause instanceof Error && 'statusCode' in cause && (cause as { code?: string }).code === 'FICUS_ERR_BODY_TOO_LARGE') return cause
-    if (cause instanceof FicusError && cause.code === 'FICUS_ERR_REQUEST_CANCELLED') return cause
-    if (code !== undefined && SLOW.has(code)) return LegacyErrors.FICUS_ERR_LEGACY_TIMEOUT(undefined, { cause: error })
-    if (code !== undefined && UNREACHABLE.has(code)) return LegacyErrors.FICUS_ERR_LEGACY_UNAVAILABLE(undefined, { cause: error })
-    if (cause.name === 'TimeoutError') return LegacyErrors.FICUS_ERR_LEGACY_TIMEOUT(undefined, { cause: error })
-    cause = cause.cause
-  }
-  return LegacyErrors.FICUS_ERR_LEGACY_BAD_RESPONSE(undefined, { cause: error })
 }
 
 /** Passes bytes through until more than `limit` have gone by, then fails the upload. */

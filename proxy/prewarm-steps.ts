@@ -8,7 +8,6 @@ import { tenantDatabase } from '../tenant-db/index.ts'
 import type { LegacyRouter } from '../legacy-adapter/upstreams.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
 import type { Config } from './config.ts'
-import { INTERNAL_HEADER, PREWARM_UPSTREAM_HEADER } from '../request-path/prewarm.ts'
 
 /** The readiness step name of one upstream's pre-warm ('legacy' alone with LEGACY_URL). */
 export function prewarmStepOf (config: Config, upstream: string): string {
@@ -16,18 +15,14 @@ export function prewarmStepOf (config: Config, upstream: string): string {
 }
 
 /** One step per legacy upstream, each opening PREWARM_LEGACY_CONNECTIONS connections through its own pool. */
-export function addLegacyPrewarm (prewarm: Prewarm, app: FastifyInstance, config: Config, router: LegacyRouter, marker: string): void {
+export function addLegacyPrewarm (prewarm: Prewarm, app: FastifyInstance, config: Config, router: LegacyRouter): void {
   if (config.prewarmLegacyConnections <= 0 || config.legacyUrl === undefined) return
   for (const upstream of router.upstreams) {
-    const host = new URL(upstream.url).host
-    // Sent at once through the legacy adapter's own pool, so each opens a connection there.
+    // Sent at once, straight through the legacy adapter's own pool, so each opens a connection
+    // there; never through the public edge, so they are not traffic (not counted, not logged).
     prewarm.add({
       name: prewarmStepOf(config, upstream.name),
-      run: async () => {
-        const answers = await Promise.all(Array.from({ length: config.prewarmLegacyConnections }, () =>
-          app.inject({ method: 'GET', url: config.prewarmPath, headers: { host, accept: 'application/json', [INTERNAL_HEADER]: marker, [PREWARM_UPSTREAM_HEADER]: upstream.name } })))
-        return legacyPrewarmOutcome(answers.map((answer) => ({ status: answer.statusCode, body: answer.body })), config.prewarmPath)
-      }
+      run: async () => legacyPrewarmOutcome(await app.legacyPrewarm(upstream, config.prewarmPath, config.prewarmLegacyConnections), config.prewarmPath)
     })
   }
 }

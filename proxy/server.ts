@@ -12,6 +12,7 @@ import type { FlagReader } from '../flags/flags.ts'
 import type { FicusMetrics } from '../metrics/registry.ts'
 import type { SafetyNet } from '../safety/safety-net.ts'
 import type { MigratedRoute } from '../core/route.ts'
+import { FALLBACK_NONE } from '../request-path/exchange.ts'
 import { HostResolver } from '../tenants/host.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
 import sessionsPlugin from '../sessions/plugin.ts'
@@ -43,8 +44,6 @@ export interface ProxyParts {
 
 export interface Proxy {
   readonly app: FastifyInstance
-  /** The header value of ficus's own pre-warm requests (request-path/prewarm.ts). */
-  readonly prewarmMarker: string
 }
 
 const REQUEST_ID_SYNTAX = /^[A-Za-z0-9._:-]{1,128}$/
@@ -131,7 +130,9 @@ export async function buildProxy (parts: ProxyParts): Promise<Proxy> {
     servedByHeader: config.servedByHeader,
     trustsPeer: (request: FastifyRequest) => trustedProxies.trusts(request.socket.remoteAddress),
     allowedHeaders: new Set(config.legacyAllowHeaders),
-    hostOnlyCookie: config.sessionCookieHostOnly ? config.sessions.cookieName : undefined
+    hostOnlyCookie: config.sessionCookieHostOnly ? config.sessions.cookieName : undefined,
+    // The shadow stage copies legacy's body and the fall-back stage guards a fallback, both in onSend.
+    throughReply: (request: FastifyRequest) => request.exchange.shadowing || request.exchange.fallback !== FALLBACK_NONE
   })
 
   // Before the sessions plugin: its onSend hook must run after the path's (the fallback's).
@@ -163,7 +164,7 @@ export async function buildProxy (parts: ProxyParts): Promise<Proxy> {
     })
   }
 
-  return { app, prewarmMarker: path.prewarmMarker }
+  return { app }
 }
 
 /**

@@ -23,8 +23,6 @@ export type DecisionReason =
   | 'breaker-open'
   /** ficus's own comparison run of a request legacy answered. */
   | 'shadow-replay'
-  /** ficus's own request opening a connection to a legacy upstream before ready. */
-  | 'prewarm'
 
 /** No fallback. */
 export const FALLBACK_NONE = 0

@@ -1,6 +1,6 @@
 // The request path, in order. Every request takes the stages of this list, top to bottom, at
 // three points of fastify's lifecycle: `onRequest` before the body is read (canonicalise ->
-// prewarm -> school -> route -> decide -> guard -> serve), `onSend` before the answer's first
+// school -> route -> decide -> guard -> serve), `onSend` before the answer's first
 // byte (guard's timer -> fall back -> shadow's copy), `onResponse` once it is written (guard's
 // breaker -> shadow's replay -> observe). One exchange per request (exchange.ts) carries what
 // each stage found; refusals are answered by error-page.ts. The order is this list, nothing else.
@@ -22,7 +22,6 @@ import { Exchange } from './exchange.ts'
 import { FallBackStage } from './fall-back.ts'
 import { GuardStage } from './guard.ts'
 import { ObserveStage } from './observe.ts'
-import { PrewarmStage } from './prewarm.ts'
 import { RouteStage } from './route.ts'
 import { SchoolStage } from './school.ts'
 import { legacyOnly, newHandler, ServeStage, upgradeGate } from './serve.ts'
@@ -65,7 +64,6 @@ export interface RequestPathParts {
 /** The path's stages, built once, and what the routes need of them. */
 export class RequestPath {
   readonly stages: readonly Stage[]
-  readonly #prewarm: PrewarmStage
   readonly #shadow: ShadowStage
   readonly #guard: GuardStage
   readonly #fallBack: FallBackStage
@@ -75,12 +73,10 @@ export class RequestPath {
     const serve = new ServeStage(parts.bindings, parts.servedByHeader)
     this.#fallBack = new FallBackStage(parts.safety, serve)
     this.#guard = new GuardStage(parts.safety, this.#fallBack.onDeadline)
-    this.#prewarm = new PrewarmStage(parts.legacyRouter)
     this.#shadow = new ShadowStage(parts.safety)
     this.#safety = parts.safety
     this.stages = [
       new CanonicaliseStage(parts.lifecycle),
-      this.#prewarm,
       new SchoolStage(parts.hosts, parts.registry, parts.bareDomainToLegacy),
       new RouteStage(),
       new DecideStage(parts.flags, parts.killSwitchFlag, parts.safety),
@@ -90,11 +86,6 @@ export class RequestPath {
       this.#shadow,
       new ObserveStage(parts.metrics, parts.accessLog)
     ]
-  }
-
-  /** The header value of ficus's own pre-warm requests (prewarm.ts). */
-  get prewarmMarker (): string {
-    return this.#prewarm.marker
   }
 
   /**

@@ -18,10 +18,6 @@ export class ObserveStage implements Stage {
 
   onResponse (exchange: Exchange): void {
     const { request, reply, guard, backend } = exchange
-    if (exchange.reason === 'prewarm') {
-      if (this.#accessLog) writeAccessLog(request, reply, ROUTE_UNMIGRATED, backend, true)
-      return
-    }
     const seconds = exchange.elapsedMs / 1000
     const route = guard !== null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
     this.#metrics.observe(route, backend, reply.statusCode, exchange.tenant?.cohorts[0], seconds)
