@@ -387,6 +387,7 @@ export class UnleashAdminError extends Error {
 }
 
 const HTTP_CONFLICT = 409;
+const LIFECYCLE_POLL_MS = 20;
 
 export class UnleashAdmin {
   #baseUrl: () => string;
@@ -455,7 +456,18 @@ export class UnleashAdmin {
   /** Archive, then delete for good (the name can be reused). */
   async deleteFlag(name: string): Promise<void> {
     await this.archiveFlag(name);
+    // The server records the 'archived' lifecycle stage after it answers, from an event; a flag
+    // deleted before that makes the insert fail its foreign key, and the server exits on it.
+    const deadline = performance.now() + ADMIN_REQUEST_TIMEOUT_MS;
+    while (!(await this.#lifecycle(name)).some((entry) => entry.stage === 'archived')) {
+      if (performance.now() > deadline) throw new Error(`Unleash did not record ${name} as archived within ${ADMIN_REQUEST_TIMEOUT_MS} ms`);
+      await sleep(LIFECYCLE_POLL_MS);
+    }
     await this.#request('DELETE', `/api/admin/archive/${name}`);
+  }
+
+  async #lifecycle(name: string): Promise<Array<{ stage: string }>> {
+    return (await this.#request('GET', `/api/admin/projects/${PROJECT}/features/${encodeURIComponent(name)}/lifecycle`)) as Array<{ stage: string }>;
   }
 
   async #request(method: string, path: string, body?: unknown): Promise<unknown> {
