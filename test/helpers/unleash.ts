@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { compileCacheEnv } from './compile-cache.ts';
 
 const SERVER_DIR = fileURLToPath(new URL('../unleash-server/', import.meta.url));
 const SERVER_SCRIPT = fileURLToPath(new URL('../unleash-server/server.mjs', import.meta.url));
@@ -199,6 +200,7 @@ class UnleashProcess implements UnleashServer {
         SCARF_ANALYTICS: 'false',
         DO_NOT_TRACK: '1',
         LOG_LEVEL: 'warn',
+        ...compileCacheEnv(),
       },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
