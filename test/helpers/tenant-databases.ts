@@ -22,7 +22,7 @@ export const CONTROL_MIGRATIONS_DIR = join(DEFAULT_MIGRATIONS_DIR, 'control')
 const CONNECT_TIMEOUT_MS = 5_000
 const SEED_CONCURRENCY = 4
 /** Admin connections that create or drop databases together (the server allows 100 in all). */
-const ADMIN_CONCURRENCY = 20
+const ADMIN_CONCURRENCY = 10
 export const SEEDED_CLASS = '7B'
 export const SEEDED_PUPILS = ['p1', 'p2', 'p3'] as const
 
