@@ -114,7 +114,7 @@ async function deadUrl(): Promise<string> {
 }
 
 const unleash = await startUnleash(t);
-t.comment(`unleash-server started in ${unleash.lastStartMs} ms (fresh database, migrations included)`);
+t.comment(`unleash-server started in ${unleash.lastStartMs} ms (on a copy of the migrated template database)`);
 await unleash.admin.createContextField({ name: 'tenantId', description: 'School (sub-domain)', stickiness: true });
 await unleash.admin.createContextField({ name: 'cohort', description: 'One cohort of the school' });
 

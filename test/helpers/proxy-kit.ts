@@ -22,6 +22,7 @@ import { createFicus } from '../../proxy/create-ficus.ts'
 import type { FicusMetrics } from '../../metrics/registry.ts'
 import { FileTenantRegistry } from '../../tenants/file-registry.ts'
 import { startRecordingLegacy, waitFor, DEFAULT_WAIT_MS, type RecordingLegacy, type TeardownHost } from './recording-legacy.ts'
+import { compileCacheEnv } from './compile-cache.ts'
 
 export { waitFor, DEFAULT_WAIT_MS }
 
@@ -413,7 +414,7 @@ export function spawnFicus (t: TeardownHost, env: Record<string, string>): Ficus
   const child = spawn(process.execPath, [MAIN_SCRIPT], {
     cwd: PROJECT_ROOT,
     // No drain pause on SIGTERM unless a test asks for one: teardown stops processes often.
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', DRAIN_DELAY_MS: '0', ...env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', DRAIN_DELAY_MS: '0', ...compileCacheEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {

@@ -163,6 +163,22 @@ export async function startRecordingLegacy (t: TeardownHost, handler: LegacyHand
   }
 }
 
+/**
+ * `promise`, or a rejection naming `what` once `timeoutMs` has passed. The timer is cleared as soon
+ * as `promise` settles: a pending one would hold the test process open for the whole bound.
+ */
+export async function within<T> (promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs)
+  })
+  try {
+    return await Promise.race([promise, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** Polls `condition` until it holds, failing with `what` after `timeoutMs`. */
 export async function waitFor (condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = performance.now() + timeoutMs

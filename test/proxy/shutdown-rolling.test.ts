@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client } from 'undici'
 import { spawnFicus, writeJson, flagsOnFor, DEFAULT_TENANTS, type FicusProcess } from '../helpers/proxy-kit.ts'
-import { startRecordingLegacy, waitFor, type LegacyHandler, type TeardownHost } from '../helpers/recording-legacy.ts'
+import { startRecordingLegacy, waitFor, within, type LegacyHandler, type TeardownHost } from '../helpers/recording-legacy.ts'
 import { TestBalancer } from '../helpers/balancer.ts'
 import { startLoad } from '../helpers/load-loop.ts'
 import { parsePrometheusText, sampleSum } from '../helpers/prometheus-text.ts'
@@ -116,7 +116,7 @@ t.test('SIGTERM on one of two processes under load: zero failures, zero resets, 
   balancer.add('c', c.origin, c.adminOrigin)
   await waitFor(() => balancer.isReady('c'), READY_TIMEOUT_MS, 'the replacement to be ready')
 
-  const exit = await Promise.race([a.process.exited, new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('a did not exit')), EXIT_TIMEOUT_MS))])
+  const exit = await within(a.process.exited, EXIT_TIMEOUT_MS, 'a to exit')
   t.same(exit, { code: 0, signal: null }, 'the stopped process exits 0')
   await downloaded
   t.equal(received, DOWNLOAD_BYTES, 'all 20 MB arrived')

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client } from 'undici'
 import { spawnFicus, writeJson, flagsOnFor, DEFAULT_TENANTS, type FicusProcess } from '../helpers/proxy-kit.ts'
-import { startRecordingLegacy, waitFor, type RecordingLegacy, type TeardownHost } from '../helpers/recording-legacy.ts'
+import { startRecordingLegacy, waitFor, within, type RecordingLegacy, type TeardownHost } from '../helpers/recording-legacy.ts'
 
 const READY_TIMEOUT_MS = 30_000
 const EXIT_TIMEOUT_MS = 20_000
@@ -51,7 +51,7 @@ async function readyz (client: Client): Promise<{ status: number, body: { status
 }
 
 async function exitOf (ficus: FicusProcess): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
-  return await Promise.race([ficus.exited, new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`no exit within ${EXIT_TIMEOUT_MS} ms`)), EXIT_TIMEOUT_MS))])
+  return await within(ficus.exited, EXIT_TIMEOUT_MS, 'ficus to exit')
 }
 
 t.test('SIGTERM: /readyz 503 at once, still serving with Connection: close during the drain delay, then exit 0', async (t) => {

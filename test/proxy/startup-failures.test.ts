@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseTenantList } from '../../tenants/file-registry.ts'
 import { DEFAULT_TENANTS, flagsOnFor, spawnFicus, writeJson } from '../helpers/proxy-kit.ts'
-import { startRecordingLegacy, type TeardownHost } from '../helpers/recording-legacy.ts'
+import { startRecordingLegacy, within, type TeardownHost } from '../helpers/recording-legacy.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'ficus-startup-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -100,8 +100,8 @@ t.test('a broken flags file: one message naming FLAGS_FILE and the file', async 
 t.test('WORKERS=2 with PORT already in use: the primary stops instead of restarting workers forever', async (t) => {
   const port = await occupiedPort(t)
   const ficus = spawnFicus(t, { ...base(), PORT: String(port), WORKERS: '2' })
-  const exit = await Promise.race([ficus.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000))])
-  t.equal(exit?.code, 1, 'the whole cluster exits 1')
+  const exit = await within(ficus.exited, 20_000, 'the cluster to exit')
+  t.equal(exit.code, 1, 'the whole cluster exits 1')
   t.match(ficus.stderr(), new RegExp(`ficus: cannot start: PORT=${port}: the port is already in use`))
   t.notMatch(ficus.stderr(), /\n\s+at .+:\d+:\d+/, 'no stack trace')
   t.notOk(ficus.logs.some((line) => line.msg === 'worker exited: starting another'), 'no worker restarted')

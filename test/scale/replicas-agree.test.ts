@@ -13,7 +13,7 @@ import { TestBalancer } from '../helpers/balancer.ts'
 import { configureFlag, declareContextFields, declaredRoute, startFicus, type RunningFicus } from '../helpers/ficus-process.ts'
 import { startLoad } from '../helpers/load-loop.ts'
 import { flagsOnFor, spawnFicus, writeJson, type FicusProcess } from '../helpers/proxy-kit.ts'
-import { startRecordingLegacy, waitFor, type TeardownHost } from '../helpers/recording-legacy.ts'
+import { startRecordingLegacy, waitFor, within, type TeardownHost } from '../helpers/recording-legacy.ts'
 import { signedInSessions } from '../helpers/signed-in.ts'
 import { createControlDatabase, insertTenants, testDatabasePrefix, withAdmin } from '../helpers/tenant-databases.ts'
 import { constraintIn, defaultStrategy, startUnleash } from '../helpers/unleash.ts'
@@ -169,7 +169,7 @@ t.test('three replicas on one flags file, one Redis and one control database', a
       balancer.add(replacement.name, replacement.origin, replacement.adminOrigin)
       await waitFor(() => balancer.isReady(replacement.name), READY_TIMEOUT_MS, `${replacement.name} ready`)
       old.process.child.kill('SIGTERM')
-      exits.push(await Promise.race([old.process.exited, new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`${old.name} did not exit`)), EXIT_TIMEOUT_MS))]))
+      exits.push(await within(old.process.exited, EXIT_TIMEOUT_MS, `${old.name} to exit`))
       await balancer.remove(old.name)
       restarted.push(replacement)
     }
