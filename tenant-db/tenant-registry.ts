@@ -20,10 +20,9 @@ export type TenantWithDatabase = Tenant & { readonly db: TenantDatabase }
 export class DatabaseTenantRegistry implements TenantRegistry {
   readonly #inner: TenantRegistry
   readonly #databases: TenantDatabases
-  // Keyed by school id (a string key is cheaper to look up per request than an object key); a
-  // wrapper is reused only while the inner registry hands out the same frozen object, so a new
-  // snapshot rewraps its schools.
-  readonly #bound = new Map<string, { readonly from: Tenant, readonly bound: TenantWithDatabase }>()
+  // Keyed by the inner registry's frozen objects: a new snapshot brings new keys, and the old
+  // wrappers go with the old snapshot.
+  readonly #bound = new WeakMap<Tenant, TenantWithDatabase>()
 
   constructor (inner: TenantRegistry, databases: TenantDatabases) {
     this.#inner = inner
@@ -65,16 +64,14 @@ export class DatabaseTenantRegistry implements TenantRegistry {
   }
 
   #bind (tenant: Tenant): TenantWithDatabase {
-    const known = this.#bound.get(tenant.id)
-    if (known !== undefined && known.from === tenant) return known.bound
-    const copy = { ...tenant }
-    // Not enumerable: logging or serialising a tenant does not walk into its database handle.
-    Object.defineProperty(copy, 'db', { value: this.#databases.database(tenant), enumerable: false })
-    const bound = Object.freeze(copy) as TenantWithDatabase
-    // Schools removed from the registry would stay here for good: start afresh once the map
-    // holds clearly more ids than the registry.
-    if (known === undefined && this.#bound.size > 2 * this.#inner.size + 64) this.#bound.clear()
-    this.#bound.set(tenant.id, { from: tenant, bound })
+    let bound = this.#bound.get(tenant)
+    if (bound === undefined) {
+      const copy = { ...tenant }
+      // Not enumerable: logging or serialising a tenant does not walk into its database handle.
+      Object.defineProperty(copy, 'db', { value: this.#databases.database(tenant), enumerable: false })
+      bound = Object.freeze(copy) as TenantWithDatabase
+      this.#bound.set(tenant, bound)
+    }
     return bound
   }
 }
