@@ -1,7 +1,6 @@
 // The public edge's fastify instance, built without listening: its HTTP settings, the legacy
 // adapter, the request path (request-path/: every request's stages, in order), the sessions
 // plugin, the upgrade listener and the routes. proxy/create-ficus.ts is its only caller.
-import { randomUUID } from 'node:crypto'
 import { METHODS, ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
@@ -22,6 +21,7 @@ import type { SessionComponents } from '../sessions/config.ts'
 import { RequestPath, rewriteUrl } from '../request-path/index.ts'
 import type { Config } from './config.ts'
 import { TrustedProxies } from './trusted-proxies.ts'
+import { REQUEST_ID_SYNTAX, RequestIds } from './request-id.ts'
 import { refuseConnect } from '../request-path/strict-edge.ts'
 
 export interface ProxyParts {
@@ -46,7 +46,6 @@ export interface Proxy {
   readonly app: FastifyInstance
 }
 
-const REQUEST_ID_SYNTAX = /^[A-Za-z0-9._:-]{1,128}$/
 // Legacy may speak WebDAV or anything else Node parses; CONNECT is for forward proxies only, and
 // TRACE is routed only to be refused (see strict-edge.ts).
 const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
@@ -67,6 +66,7 @@ export function legacyRouterOf (config: Config): LegacyRouter {
 export async function buildProxy (parts: ProxyParts): Promise<Proxy> {
   const { config, safety, legacyRouter } = parts
   const trustedProxies = new TrustedProxies(config.trustedProxies)
+  const requestIds = new RequestIds()
   const path = new RequestPath({
     hosts: new HostResolver(config.baseDomain),
     registry: parts.registry,
@@ -105,7 +105,7 @@ export async function buildProxy (parts: ProxyParts): Promise<Proxy> {
     return503OnClosing: false,
     genReqId (req) {
       const supplied = trustedProxies.trusts(req.socket.remoteAddress) ? req.headers[config.requestIdHeader] : undefined
-      return typeof supplied === 'string' && REQUEST_ID_SYNTAX.test(supplied) ? supplied : randomUUID()
+      return typeof supplied === 'string' && REQUEST_ID_SYNTAX.test(supplied) ? supplied : requestIds.next()
     },
     rewriteUrl,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },

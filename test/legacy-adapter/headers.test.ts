@@ -4,7 +4,8 @@ import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { RawConnection, rawRequest, startProxy, waitFor } from '../helpers/proxy-kit.ts'
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+// An id ficus made up itself (proxy/request-id.ts): the process's random prefix, then a counter.
+const GENERATED_ID = /^[0-9a-f]{12}-[0-9a-z]+$/
 
 t.test('repeated request headers reach legacy with every value, in order', async (t) => {
   const proxy = await startProxy(t)
@@ -60,7 +61,7 @@ t.test('X-Forwarded-For/-Proto/-Host and X-Request-Id are added', async (t) => {
   t.same(record.values('x-forwarded-proto'), ['http'])
   t.same(record.values('x-forwarded-host'), ['school-b.localhost'])
   t.equal(record.values('x-request-id').length, 1)
-  t.match(record.values('x-request-id')[0], UUID)
+  t.match(record.values('x-request-id')[0], GENERATED_ID)
 })
 
 t.test('each request gets its own request id', async (t) => {
@@ -80,7 +81,7 @@ t.test('client-supplied forwarding headers are ignored from an untrusted peer', 
   t.same(record.values('x-forwarded-for'), ['127.0.0.1'])
   t.same(record.values('x-forwarded-proto'), ['http'])
   t.same(record.values('x-forwarded-host'), ['school-b.localhost'])
-  t.match(record.values('x-request-id')[0], UUID)
+  t.match(record.values('x-request-id')[0], GENERATED_ID)
 })
 
 t.test('from a peer in TRUSTED_PROXIES, X-Forwarded-For is appended and the others are kept', async (t) => {
@@ -96,7 +97,7 @@ t.test('from a peer in TRUSTED_PROXIES, X-Forwarded-For is appended and the othe
 t.test('a trusted peer cannot smuggle a malformed request id', async (t) => {
   const proxy = await startProxy(t, { env: { TRUSTED_PROXIES: '127.0.0.0/8' } })
   await proxy.send({ path: '/reports', host: 'school-b.localhost', headers: { 'x-request-id': 'has spaces and ; semicolons' } })
-  t.match(proxy.legacy.sole().values('x-request-id')[0], UUID)
+  t.match(proxy.legacy.sole().values('x-request-id')[0], GENERATED_ID)
 })
 
 t.test('hop-by-hop request headers and those named in Connection are not forwarded', async (t) => {
@@ -150,7 +151,7 @@ t.test('a client cannot strip the headers ficus adds by naming them in Connectio
   t.same(record.values('x-forwarded-for'), ['127.0.0.1'])
   t.same(record.values('x-forwarded-proto'), ['http'])
   t.same(record.values('x-forwarded-host'), ['school-b.localhost'])
-  t.match(record.values('x-request-id')[0], UUID)
+  t.match(record.values('x-request-id')[0], GENERATED_ID)
   t.same(record.values('host'), ['school-b.localhost'])
 })
 
