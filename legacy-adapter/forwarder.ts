@@ -15,7 +15,7 @@ import type { FastifyReply } from 'fastify'
 import type { Dispatcher, Pool } from 'undici'
 import { FicusError } from '../errors/index.ts'
 import { LegacyErrors } from './errors.ts'
-import { endToEndRawResponseHeaders } from './headers.ts'
+import { endToEndRawResponseHeaders, type ResponseHeaderRules } from './headers.ts'
 
 // Upstream failures that mean "legacy is not there" rather than "legacy is slow".
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'])
@@ -37,14 +37,6 @@ export function classify (error: Error): Error {
     cause = cause.cause
   }
   return LegacyErrors.FICUS_ERR_LEGACY_BAD_RESPONSE(undefined, { cause: error })
-}
-
-/** How legacy's response headers are rewritten on their way to the client. */
-export interface ResponseHeaderRules {
-  /** Response header naming the side that served, or undefined to leave it out. */
-  readonly servedBy: string | undefined
-  /** Legacy's session cookie, made host-only; undefined leaves cookies alone. */
-  readonly sessionCookie: string | undefined
 }
 
 export interface Forward {
@@ -121,8 +113,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return false
     }
     const rules = this.#rules
-    const headers = endToEndRawResponseHeaders(rawHeaders, rules.servedBy, rules.sessionCookie)
-    if (rules.servedBy !== undefined) headers.push(rules.servedBy, 'legacy')
+    const servedBy = rules.servedByHeader
+    const headers = endToEndRawResponseHeaders(rawHeaders, servedBy, rules.hostOnlyCookie)
+    if (servedBy !== undefined) headers.push(servedBy, 'legacy')
     // Legacy answered before the client's body was all read: the connection cannot be reused.
     if (!this.#reply.request.raw.complete) headers.push('connection', 'close')
     return this.#throughReply ? this.#startThroughReply(statusCode, headers) : this.#startDirect(statusCode, headers)

@@ -110,6 +110,7 @@ export function endToEndRawResponseHeaders (raw: readonly Buffer[], omit: string
 
 export type Headers = Record<string, string | string[] | undefined>
 
+/** How legacy's response headers are rewritten on their way to the client (plain answers and upgrades alike). */
 export interface ResponseHeaderRules {
   /** Response header naming the side that served, or undefined to leave it out. */
   readonly servedByHeader: string | undefined

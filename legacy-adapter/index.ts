@@ -12,7 +12,7 @@ import { Pool } from 'undici'
 import { currentForwardSignal } from '../cancellation/request-scope.ts'
 import { CommonErrors } from '../core/errors.ts'
 import { LegacyErrors } from './errors.ts'
-import { classify, forwardToLegacy, prewarmPool, type PrewarmAnswer, type ResponseHeaderRules } from './forwarder.ts'
+import { classify, forwardToLegacy, prewarmPool, type PrewarmAnswer } from './forwarder.ts'
 import { removeRequestHeaders, setForwardingHeaders } from './headers.ts'
 import type { LegacyRouter, LegacyUpstream } from './upstreams.ts'
 import { offeredProtocols, upgradeRequestHead, type PendingUpgrade, type Tunnels } from './tunnel.ts'
@@ -77,7 +77,6 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
   const hosts = router.upstreams.map((upstream) => new URL(upstream.url).host)
   app.addHook('onClose', async () => { await Promise.all(pools.map(async (pool) => { await pool.destroy() })) })
   app.decorateRequest('legacyUpstream', undefined)
-  const rules: ResponseHeaderRules = { servedBy: options.servedByHeader, sessionCookie: options.hostOnlyCookie }
   const throughReply = options.throughReply ?? NEVER
 
   app.decorate('legacyPrewarm', async function legacyPrewarm (upstream: LegacyUpstream, path: string, connections: number): Promise<PrewarmAnswer[]> {
@@ -114,7 +113,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
       body,
       signal: currentForwardSignal(),
       throughReply: throughReply(request)
-    }, this, rules)
+    }, this, options)
     return this
   })
 

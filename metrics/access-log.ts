@@ -19,7 +19,7 @@ export interface AccessLogLine {
 export const ACCESS_LOG_MESSAGE = 'request'
 
 /** Writes the line through the request's logger, which carries the request id (`reqId`). */
-export function writeAccessLog (request: FastifyRequest, reply: FastifyReply, route: string, backend: BackendLabel, internal = false): void {
+export function writeAccessLog (request: FastifyRequest, reply: FastifyReply, route: string, backend: BackendLabel): void {
   const url = request.url
   const queryAt = url.indexOf('?')
   const line: AccessLogLine = {
@@ -32,8 +32,7 @@ export function writeAccessLog (request: FastifyRequest, reply: FastifyReply, ro
     status: reply.statusCode,
     durationMs: Math.round(reply.elapsedTime * 100) / 100
   }
-  // Shadow replays and pre-warm requests are ficus's own traffic: kept out of the access log
-  // unless debugging.
-  if (internal || backend === 'shadow') request.log.debug(line, ACCESS_LOG_MESSAGE)
+  // Shadow replays are ficus's own traffic: kept out of the access log unless debugging.
+  if (backend === 'shadow') request.log.debug(line, ACCESS_LOG_MESSAGE)
   else request.log.info(line, ACCESS_LOG_MESSAGE)
 }

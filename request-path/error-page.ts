@@ -1,5 +1,5 @@
 // The answer to every refusal and failure of the path: ficus's own error page with its
-// FICUS_ERR_ code (proxy/error-reply.ts). It marks the exchange first, so the fallback stage
+// FICUS_ERR_ code (error-reply.ts). It marks the exchange first, so the fallback stage
 // knows this answer is not a handler's 5xx to replace.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { sendError, toFicusError } from './error-reply.ts'

@@ -66,13 +66,6 @@ export class Exchange {
     this.reply = reply
   }
 
-  /** The canonical path the decision is taken on (the request's URL without its query). */
-  get canonicalPath (): string {
-    const url = this.request.url
-    const queryAt = url.indexOf('?')
-    return queryAt === -1 ? url : url.slice(0, queryAt)
-  }
-
   /** The legacy upstream the request went to, as the legacy adapter chose it. */
   get legacyUpstream (): LegacyUpstream | undefined {
     return this.request.legacyUpstream

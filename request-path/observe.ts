@@ -1,6 +1,7 @@
 // Stage 8, observe: once answered, every request is counted (route, side, status, cohort,
 // duration; and per legacy upstream) and written as one access-log line. Shadow replays count
-// as the `shadow` side and are logged at debug level only; pre-warm requests are not counted.
+// as the `shadow` side and are logged at debug level only. Pre-warm requests never come this way
+// (they go straight through the legacy adapter's pools).
 import { writeAccessLog } from '../metrics/access-log.ts'
 import { FicusMetrics, ROUTE_NONE, ROUTE_UNMIGRATED } from '../metrics/registry.ts'
 import type { Exchange } from './exchange.ts'

@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteHandlerMethod } from 'fastify'
 import { offeredProtocols, pendingUpgrade } from '../legacy-adapter/tunnel.ts'
+import type { FallbackReason } from '../core/backend.ts'
 import type { MigratedRoute } from '../core/route.ts'
 import { CommonErrors } from '../core/errors.ts'
 import type { SafetyNet } from '../safety/safety-net.ts'
@@ -16,7 +17,7 @@ import type { GuardStage } from './guard.ts'
 import { HANDED_OVER, type RequestOutcome, type Stage } from './stage.ts'
 
 /** Tries to send a failed new-side request to legacy; false when its failure is the answer (fall-back.ts). */
-export type FallBack = (exchange: Exchange, reason: 'error' | 'status' | 'timeout', error: unknown) => boolean
+export type FallBack = (exchange: Exchange, reason: FallbackReason, error: unknown) => boolean
 
 export class ServeStage implements Stage {
   readonly name = 'serve'
