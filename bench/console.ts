@@ -49,7 +49,6 @@ const log = (line: string): void => { process.stdout.write(`${line}\n`) }
  * worker builds the page); getrusage's per-thread figure only moves in ticks.
  */
 const threadCpuMs = (): number => Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6
-const mean = (list: readonly number[]): number => list.reduce((sum, x) => sum + x, 0) / list.length
 const median = (list: readonly number[]): number => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)] ?? Number.NaN
 
 async function measureRender (tenantsFile: string, flagsFile: string): Promise<void> {

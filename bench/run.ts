@@ -472,7 +472,6 @@ class Bench {
     })
   }
 
-  /** Runs the scenario under --cpu-prof and returns the profile it wrote. */
   /** Runs the scenario under --cpu-prof and returns the profile it wrote, with every request served while profiling. */
   async profile (scenario: Scenario, dir: string): Promise<{ file: string, result: WrkResult, requests: number }> {
     mkdirSync(dir, { recursive: true })

@@ -10,7 +10,7 @@ import { FlagErrors } from '../flags/errors.ts'
 import type { RouteGuard } from '../safety/safety-net.ts'
 import type { Tenant } from '../tenants/tenant.ts'
 import type { TenantRegistry } from '../tenants/registry.ts'
-import type { EvidenceUpdate, MatrixSetup, MatrixView } from './matrix.ts'
+import { schoolRow, type EvidenceUpdate, type MatrixSetup, type MatrixView } from './matrix.ts'
 import type { PageName, PAGES, WorkerAnswer, WorkerTask } from './page-worker.ts'
 import type { RecentRequests } from './recent-requests.ts'
 import type { SideChanges, SideChangesQuestion } from './side-changes.ts'
@@ -142,7 +142,7 @@ export class ConsolePages {
     return {
       takenAt,
       ...(definitions === undefined ? {} : { flags: definitions }),
-      ...(schoolsChanged ? { schools: schools.map((school) => ({ id: school.id, name: school.name, status: school.status, cohorts: school.cohorts })) } : {}),
+      ...(schoolsChanged ? { schools: schools.map(schoolRow) } : {}),
       ...(shadow.length === 0 ? {} : { shadow }),
       breakers: guards.map((guard) => guard === undefined ? [] : guard.breaker.notClosed().map((entry) => [entry.key, entry.state] as const)),
       shares: setup.routes.map((route) => recent.shares(route.name))

@@ -22,6 +22,11 @@ const BREAKER_OPEN = SIDES.indexOf('breaker open')
 /** A school as the matrix needs it: never its database URL. */
 export type SchoolRow = Pick<Tenant, 'id' | 'name' | 'status' | 'cohorts'>
 
+/** What of a school the pages and the worker see: never its database URL. */
+export function schoolRow (school: SchoolRow): SchoolRow {
+  return { id: school.id, name: school.name, status: school.status, cohorts: school.cohorts }
+}
+
 export interface MatrixSetup {
   readonly routes: ReadonlyArray<RouteInfo & RouteFlags>
   readonly killSwitchFlag: string | undefined

@@ -179,10 +179,6 @@ export class MigrationConsole {
     return this.#parts.routes
   }
 
-  get storeDescription (): string {
-    return this.#parts.store.description
-  }
-
   route (name: string): MigratedRoute | undefined {
     return this.#parts.routes.find((route) => route.name === name)
   }

@@ -8,7 +8,7 @@ import { ConsoleErrors } from './errors.ts'
 import { clearedCookie, csrfMatches, sessionCookie, type ConsoleAuth, type ConsoleSession } from './auth.ts'
 import type { Action, MigrationConsole, Move, Preview } from './migration.ts'
 import { errorPage, signInPage, decisionInWords, type PageUser, type RouteInfo } from './pages.ts'
-import type { SchoolRow } from './matrix.ts'
+import { schoolRow } from './matrix.ts'
 import type { Change } from './history.ts'
 import type { Tenant } from '../tenants/tenant.ts'
 import type { MigratedRoute } from '../core/route.ts'
@@ -208,9 +208,6 @@ function routeInfo (route: MigratedRoute): RouteInfo {
 }
 
 /** What a page shows of a school: never its database URL. */
-function schoolRow (school: Tenant): SchoolRow {
-  return { id: school.id, name: school.name, status: school.status, cohorts: school.cohorts }
-}
 
 
 async function revertPreview (migration: MigrationConsole, id: string | undefined): Promise<{ change: Change, preview: Preview }> {

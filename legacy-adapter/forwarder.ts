@@ -20,6 +20,8 @@ import { endToEndRawResponseHeaders, type ResponseHeaderRules } from './headers.
 // Upstream failures that mean "legacy is not there" rather than "legacy is slow".
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'])
 const SLOW = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
+// ficus's own answers that a failed forward already carries: the body limit, a cancellation, a bad answer from legacy.
+const PASSED_ON: ReadonlySet<string> = new Set(['FICUS_ERR_BODY_TOO_LARGE', 'FICUS_ERR_REQUEST_CANCELLED', 'FICUS_ERR_LEGACY_BAD_RESPONSE'])
 // What fastify's reply.code accepts; anything else from legacy is not an answer to pass on.
 const MIN_STATUS = 200
 const MAX_STATUS = 599
@@ -28,9 +30,8 @@ const MAX_STATUS = 599
 export function classify (error: Error): Error {
   let cause: unknown = error
   while (cause instanceof Error) {
+    if (cause instanceof FicusError && PASSED_ON.has(cause.code)) return cause
     const code = (cause as NodeJS.ErrnoException).code
-    if ('statusCode' in cause && code === 'FICUS_ERR_BODY_TOO_LARGE') return cause
-    if (cause instanceof FicusError && (cause.code === 'FICUS_ERR_REQUEST_CANCELLED' || cause.code === 'FICUS_ERR_LEGACY_BAD_RESPONSE')) return cause
     if (code !== undefined && SLOW.has(code)) return LegacyErrors.FICUS_ERR_LEGACY_TIMEOUT(undefined, { cause: error })
     if (code !== undefined && UNREACHABLE.has(code)) return LegacyErrors.FICUS_ERR_LEGACY_UNAVAILABLE(undefined, { cause: error })
     if (cause.name === 'TimeoutError') return LegacyErrors.FICUS_ERR_LEGACY_TIMEOUT(undefined, { cause: error })

@@ -38,12 +38,11 @@ export interface LegacyAdapterOptions {
   readonly hostOnlyCookie: string | undefined
   /**
    * Whether legacy's answer to this request must pass through fastify's onSend hooks (as a
-   * stream given to `reply.send`); otherwise it is written straight to the client. Never, when absent.
+   * stream given to `reply.send`); otherwise it is written straight to the client.
    */
-  readonly throughReply?: (request: FastifyRequest) => boolean
+  readonly throughReply: (request: FastifyRequest) => boolean
 }
 
-const NEVER = (): boolean => false
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -77,7 +76,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
   const hosts = router.upstreams.map((upstream) => new URL(upstream.url).host)
   app.addHook('onClose', async () => { await Promise.all(pools.map(async (pool) => { await pool.destroy() })) })
   app.decorateRequest('legacyUpstream', undefined)
-  const throughReply = options.throughReply ?? NEVER
+  const throughReply = options.throughReply
 
   app.decorate('legacyPrewarm', async function legacyPrewarm (upstream: LegacyUpstream, path: string, connections: number): Promise<PrewarmAnswer[]> {
     return await prewarmPool(pools[upstream.index] as Pool, basePaths[upstream.index] + path, hosts[upstream.index] as string, connections)
@@ -121,8 +120,8 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
   app.decorateReply('tunnelToLegacy', function tunnelToLegacy (this: FastifyReply, pending: PendingUpgrade): FastifyReply {
     const request = this.request
     const url = request.url
-    const queryAt = url.indexOf('?')
-    const upstream = router.pick(pathOf(url), options.shardOf(request))
+    const path = pathOf(url)
+    const upstream = router.pick(path, options.shardOf(request))
     if (upstream === undefined) return this.send(LegacyErrors.FICUS_ERR_LEGACY_SHARD_UNKNOWN(`shard ${String(options.shardOf(request))}`))
     request.legacyUpstream = upstream
     const offered = offeredProtocols(request.headers.upgrade)
@@ -142,7 +141,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
       this.raw.detachSocket(pending.socket as Socket)
     }, (error) => { this.send(classify(error)) }, (ms) => {
       // The tunnel's line in the access log: no query, no header, as for any request.
-      request.log.info({ tenant: request.tenant?.id, method: request.method, path: queryAt === -1 ? url : url.slice(0, queryAt), upstream: upstream.name, durationMs: Math.round(ms) }, 'tunnel closed')
+      request.log.info({ tenant: request.tenant?.id, method: request.method, path, upstream: upstream.name, durationMs: Math.round(ms) }, 'tunnel closed')
     }, options)
     return this
   })

@@ -145,7 +145,7 @@ export async function createFicus (config: Config, overrides: FicusOverrides = {
   const safety = new SafetyNet({ config: config.safety, events: metrics, logger })
   const tunnels = new Tunnels(config.tunnels)
   addGauges(metrics, { flags: fullFlags, safety, sessions, signatures, registry, readiness, tunnels })
-  const { app } = await buildProxy({ config: proxyConfig, registry, flags, routes, logger, sessions, safety, metrics, lifecycle: readiness, tunnels, legacyRouter })
+  const app = await buildProxy({ config: proxyConfig, registry, flags, routes, logger, sessions, safety, metrics, lifecycle: readiness, tunnels, legacyRouter })
 
   const prewarm = new Prewarm()
   addLegacyPrewarm(prewarm, app, proxyConfig, legacyRouter)

@@ -42,10 +42,6 @@ export interface ProxyParts {
   readonly legacyRouter: LegacyRouter
 }
 
-export interface Proxy {
-  readonly app: FastifyInstance
-}
-
 // Legacy may speak WebDAV or anything else Node parses; CONNECT is for forward proxies only, and
 // TRACE is routed only to be refused (see strict-edge.ts).
 const ALL_METHODS = METHODS.filter((method) => method !== 'CONNECT')
@@ -63,7 +59,7 @@ export function legacyRouterOf (config: Config): LegacyRouter {
   }, config.legacyUpgrades)
 }
 
-export async function buildProxy (parts: ProxyParts): Promise<Proxy> {
+export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   const { config, safety, legacyRouter } = parts
   const trustedProxies = new TrustedProxies(config.trustedProxies)
   const requestIds = new RequestIds()
@@ -164,7 +160,7 @@ export async function buildProxy (parts: ProxyParts): Promise<Proxy> {
     })
   }
 
-  return { app }
+  return app
 }
 
 /**

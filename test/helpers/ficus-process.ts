@@ -9,7 +9,7 @@ import { Pool } from 'undici'
 import { migratedRoutes } from '../../new-routes/index.ts'
 import type { MigratedRoute } from '../../core/route.ts'
 import { spawnFicus, writeJson, type FicusProcess, type LogLine } from './proxy-kit.ts'
-import { startRecordingLegacy, type RecordingLegacy, type TeardownHost } from './recording-legacy.ts'
+import { mapLimit, startRecordingLegacy, type RecordingLegacy, type TeardownHost } from './recording-legacy.ts'
 import { UnleashAdminError, type Constraint, type FlagType, type StrategyInput, type UnleashServer } from './unleash.ts'
 
 // Short enough that a flip is seen well within the issue's 2 s, with margin on a busy machine.
@@ -177,19 +177,7 @@ export async function startFicus (t: TeardownHost, options: FicusOptions): Promi
   return running
 }
 
-/** Runs `fn` on every item with at most `limit` in flight, keeping the order of the results. */
-export async function mapLimit<T, R> (items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length)
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++
-      results[index] = await fn(items[index] as T)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return results
-}
+export { mapLimit }
 
 export function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))

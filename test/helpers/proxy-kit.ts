@@ -21,6 +21,7 @@ import { parseConfig, type Config } from '../../proxy/config.ts'
 import { createFicus } from '../../proxy/create-ficus.ts'
 import type { FicusMetrics } from '../../metrics/registry.ts'
 import { FileTenantRegistry } from '../../tenants/file-registry.ts'
+import { SOURCE_ROOT as PROJECT_ROOT } from './source-files.ts'
 import { startRecordingLegacy, waitFor, DEFAULT_WAIT_MS, type RecordingLegacy, type TeardownHost } from './recording-legacy.ts'
 import { compileCacheEnv } from './compile-cache.ts'
 
@@ -394,7 +395,8 @@ export async function closedPort (): Promise<number> {
 // ficus as a process: `node proxy/main.ts`, as `npm start` runs it, on Node 24's type stripping.
 
 export const MAIN_SCRIPT = fileURLToPath(new URL('../../proxy/main.ts', import.meta.url))
-export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+/** The project's root folder (test processes and ficus run from it). */
+export { PROJECT_ROOT }
 const STOP_TIMEOUT_MS = 10_000
 
 export interface FicusProcess {

@@ -187,3 +187,17 @@ export async function waitFor (condition: () => boolean, timeoutMs: number, what
     await new Promise((resolve) => setTimeout(resolve, POLL_MS))
   }
 }
+
+/** Runs `fn` on every item with at most `limit` in flight, keeping the order of the results. */
+export async function mapLimit<T, R> (items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await fn(items[index] as T)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
+}

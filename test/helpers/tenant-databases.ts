@@ -7,6 +7,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { Client, escapeLiteral } from 'pg'
 import { sendError, toFicusError } from '../../request-path/error-reply.ts'
+import { mapLimit } from './recording-legacy.ts'
 import type { MigratedRoute } from '../../core/route.ts'
 import type { TenantRegistry } from '../../tenants/registry.ts'
 import type { Tenant } from '../../tenants/tenant.ts'
@@ -74,13 +75,7 @@ export async function withAdmin<T> (work: (admin: Client) => Promise<T>, url = A
  * connection that has dropped a database is slow to drop the next: one connection per statement.)
  */
 async function onAdminConnections<T> (items: readonly T[], work: (admin: Client, item: T) => Promise<unknown>): Promise<void> {
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(ADMIN_CONCURRENCY, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++] as T
-      await withAdmin((admin) => work(admin, item))
-    }
-  }))
+  await mapLimit(items, ADMIN_CONCURRENCY, async (item) => await withAdmin((admin) => work(admin, item)))
 }
 
 /** Drops every database whose name starts with `prefix_`, leftovers of an interrupted run included. */

@@ -6,7 +6,7 @@
 // handshake (1001) that never cuts a frame in two.
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net'
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -365,13 +365,16 @@ t.test('header bytes past ASCII reach legacy as the client sent them', async (t)
 
 t.test('a tunnel waiting for legacy to answer holds its slot', async (t) => {
   let asked = 0
+  const sockets = new Set<Socket>()
   const silent = createNetServer((socket) => {
     asked++
+    sockets.add(socket)
     socket.on('error', () => undefined)
   })
   silent.listen(0, '127.0.0.1')
   await once(silent, 'listening')
-  t.teardown(() => { silent.closeAllConnections?.(); silent.close() })
+  // A net.Server keeps its connections open through close(): they are ended here.
+  t.teardown(() => { for (const socket of sockets) socket.destroy(); silent.close() })
   const only = JSON.stringify({ upstreams: { app: { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, upgrades: ['websocket'] } }, routes: {}, default: 'app' })
   const capped = await startProxy(t, { env: { LEGACY_UPSTREAMS: only, TUNNEL_MAX: '1' }, routes: [] })
   const waiting = new WebSocket(`ws://127.0.0.1:${capped.port}/live/slow`, { headers: { host: 'school-a.localhost' } })
