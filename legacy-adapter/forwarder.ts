@@ -9,7 +9,7 @@
 // response (fastify's onSend hooks have nothing to do for it; its onResponse hooks still run).
 // When something must see it on its way out (the safety net's copy for a shadow comparison, a
 // fallback's late-send guard), it is handed to `reply.send` as a stream, as before.
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
 import type { Dispatcher, Pool } from 'undici'
@@ -61,56 +61,71 @@ export function forwardToLegacy (pool: Pool, forward: Forward, reply: FastifyRep
     reply.send(classify(signal.reason as Error))
     return
   }
-  pool.dispatch({ path: forward.path, method: forward.method as Dispatcher.HttpMethod, headers: forward.headers as Record<string, string>, body: forward.body }, new ForwardHandler(reply, rules, forward.throughReply, signal))
+  pool.dispatch(dispatchOptions(forward), new ReplyForwardHandler(reply, rules, forward.throughReply, signal))
 }
 
-/** undici's dispatch handler for one forwarded request (the raw-header interface: no header object is built). */
-class ForwardHandler implements Dispatcher.DispatchHandler {
-  readonly #reply: FastifyReply
-  readonly #res: ServerResponse
+/**
+ * What happens to a plain forward that legacy did not answer (nothing was written to the
+ * client yet): the error, classified, is the caller's to answer. Never a second forward.
+ */
+export type PlainForwardFailure = (req: IncomingMessage, res: ServerResponse, error: Error) => void
+
+/**
+ * Sends `forward` through `pool` straight from Node's request to its response, with no fastify
+ * reply: legacy's answer is written to `res`, and when legacy gives none `onFailure` answers.
+ */
+export function forwardPlain (pool: Pool, forward: Forward, req: IncomingMessage, res: ServerResponse, rules: ResponseHeaderRules, onFailure: PlainForwardFailure): void {
+  pool.dispatch(dispatchOptions(forward), new PlainForwardHandler(req, res, rules, onFailure))
+}
+
+function dispatchOptions (forward: Forward): Dispatcher.DispatchOptions {
+  return { path: forward.path, method: forward.method as Dispatcher.HttpMethod, headers: forward.headers as Record<string, string>, body: forward.body }
+}
+
+/**
+ * undici's dispatch handler for one forwarded request (the raw-header interface: no header object
+ * is built), writing legacy's answer straight into the client's response. What a subclass adds:
+ * the headers ficus set before forwarding, what happens once the answer's head is out, and who
+ * answers when legacy gave no answer.
+ */
+abstract class ForwardHandler implements Dispatcher.DispatchHandler {
+  protected readonly req: IncomingMessage
+  protected readonly res: ServerResponse
   readonly #rules: ResponseHeaderRules
-  readonly #throughReply: boolean
-  readonly #signal: AbortSignal | undefined
-  #abort: ((error?: Error) => void) | undefined
-  #resume: (() => void) | undefined
+  protected abort: ((error?: Error) => void) | undefined
+  protected resume: (() => void) | undefined
   /** Legacy's body on its way through `reply.send`; null when written straight to the client. */
-  #body: Readable | null = null
-  #started = false
-  #gone = false
-  #done = false
+  protected body: Readable | null = null
+  protected started = false
+  protected gone = false
+  protected done = false
 
   readonly #onClose = (): void => {
-    if (this.#res.writableFinished) return
-    this.#gone = true
-    this.#abort?.(CLIENT_GONE)
+    if (this.res.writableFinished) return
+    this.gone = true
+    this.abort?.(CLIENT_GONE)
   }
 
-  readonly #onDrain = (): void => { this.#resume?.() }
+  readonly #onDrain = (): void => { this.resume?.() }
 
-  readonly #onSignal = (): void => { this.#abort?.(this.#signal?.reason as Error) }
-
-  constructor (reply: FastifyReply, rules: ResponseHeaderRules, throughReply: boolean, signal: AbortSignal | undefined) {
-    this.#reply = reply
-    this.#res = reply.raw
+  constructor (req: IncomingMessage, res: ServerResponse, rules: ResponseHeaderRules) {
+    this.req = req
+    this.res = res
     this.#rules = rules
-    this.#throughReply = throughReply
-    this.#signal = signal
-    this.#res.on('close', this.#onClose)
-    signal?.addEventListener('abort', this.#onSignal, { once: true })
+    res.on('close', this.#onClose)
   }
 
   onConnect (abort: (error?: Error) => void): void {
-    this.#abort = abort
-    if (this.#gone || this.#res.destroyed) abort(CLIENT_GONE)
-    else if (this.#signal?.aborted === true) abort(this.#signal.reason as Error)
+    this.abort = abort
+    if (this.gone || this.res.destroyed) abort(CLIENT_GONE)
   }
 
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // 1xx interim answers stay between ficus and legacy (Node has answered the client's Expect).
     if (statusCode < MIN_STATUS) return true
-    this.#resume = resume
+    this.resume = resume
     if (statusCode > MAX_STATUS) {
-      this.#abort?.(LegacyErrors.FICUS_ERR_LEGACY_BAD_RESPONSE(`status ${statusCode}`))
+      this.abort?.(LegacyErrors.FICUS_ERR_LEGACY_BAD_RESPONSE(`status ${statusCode}`))
       return false
     }
     const rules = this.#rules
@@ -118,81 +133,146 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const headers = endToEndRawResponseHeaders(rawHeaders, servedBy, rules.hostOnlyCookie)
     if (servedBy !== undefined) headers.push(servedBy, 'legacy')
     // Legacy answered before the client's body was all read: the connection cannot be reused.
-    if (!this.#reply.request.raw.complete) headers.push('connection', 'close')
-    return this.#throughReply ? this.#startThroughReply(statusCode, headers) : this.#startDirect(statusCode, headers)
+    if (!this.req.complete) headers.push('connection', 'close')
+    return this.start(statusCode, headers)
   }
 
-  #startDirect (statusCode: number, headers: string[]): boolean {
-    const res = this.#res
-    // Headers ficus set before forwarding (Connection: close while draining) go out too, unless
-    // legacy's answer names them.
+  /** Writes the answer's head to the client; false (and the forward aborted) when Node refuses it. */
+  protected start (statusCode: number, headers: string[]): boolean {
+    const res = this.res
+    this.addOwnHeaders(headers)
+    try {
+      res.writeHead(statusCode, headers)
+    } catch (error) {
+      // A header Node refuses to write: nothing has gone out, so ficus's error page can.
+      this.abort?.(LegacyErrors.FICUS_ERR_LEGACY_BAD_RESPONSE(undefined, { cause: error }))
+      return false
+    }
+    this.started = true
+    this.headWritten()
+    res.on('drain', this.#onDrain)
+    return true
+  }
+
+  /** Headers ficus set before forwarding, added to legacy's unless legacy's answer names them. */
+  protected addOwnHeaders (_headers: string[]): void {}
+
+  /** The answer's head is out. */
+  protected headWritten (): void {}
+
+  /** Legacy gave no answer and nothing has gone out: answer the client with ficus's error. */
+  protected abstract failed (error: Error): void
+
+  onData (chunk: Buffer): boolean {
+    const body = this.body
+    if (body !== null) return body.push(chunk)
+    return this.res.write(chunk)
+  }
+
+  onComplete (): void {
+    this.cleanUp()
+    const body = this.body
+    if (body !== null) body.push(null)
+    else this.res.end()
+  }
+
+  onError (error: Error): void {
+    this.cleanUp()
+    if (this.started) {
+      // Part of legacy's answer is out: the client sees the connection cut, never a truncated body that looks whole.
+      const body = this.body
+      if (body !== null) body.destroy(error)
+      else this.res.destroy(error)
+      return
+    }
+    if (this.gone) return
+    this.failed(classify(error))
+  }
+
+  protected cleanUp (): void {
+    this.done = true
+    this.res.off('close', this.#onClose)
+    this.res.off('drain', this.#onDrain)
+  }
+}
+
+/** A forward answered through fastify's reply: its headers, its hijack, its error page, and a cancellation signal. */
+class ReplyForwardHandler extends ForwardHandler {
+  readonly #reply: FastifyReply
+  readonly #throughReply: boolean
+  readonly #signal: AbortSignal | undefined
+
+  readonly #onSignal = (): void => { this.abort?.(this.#signal?.reason as Error) }
+
+  constructor (reply: FastifyReply, rules: ResponseHeaderRules, throughReply: boolean, signal: AbortSignal | undefined) {
+    super(reply.request.raw, reply.raw, rules)
+    this.#reply = reply
+    this.#throughReply = throughReply
+    this.#signal = signal
+    signal?.addEventListener('abort', this.#onSignal, { once: true })
+  }
+
+  override onConnect (abort: (error?: Error) => void): void {
+    super.onConnect(abort)
+    if (!this.gone && this.#signal?.aborted === true) abort(this.#signal.reason as Error)
+  }
+
+  protected override start (statusCode: number, headers: string[]): boolean {
+    return this.#throughReply ? this.#startThroughReply(statusCode, headers) : super.start(statusCode, headers)
+  }
+
+  // Headers ficus set before forwarding (Connection: close while draining).
+  protected override addOwnHeaders (headers: string[]): void {
     const own = this.#reply.getHeaders()
     for (const name in own) {
       const value = own[name]
       if (value !== undefined && !hasName(headers, name)) headers.push(name, String(value))
     }
-    try {
-      res.writeHead(statusCode, headers)
-    } catch (error) {
-      // A header Node refuses to write: nothing has gone out, so ficus's error page can.
-      this.#abort?.(LegacyErrors.FICUS_ERR_LEGACY_BAD_RESPONSE(undefined, { cause: error }))
-      return false
-    }
-    this.#started = true
+  }
+
+  protected override headWritten (): void {
     this.#reply.hijack()
-    res.on('drain', this.#onDrain)
-    return true
   }
 
   #startThroughReply (statusCode: number, headers: string[]): boolean {
     const reply = this.#reply
     reply.code(statusCode)
     reply.headers(headerObject(headers))
-    this.#started = true
-    const resume = this.#resume
+    this.started = true
+    const resume = this.resume
     const handler = this
-    this.#body = new Readable({
+    this.body = new Readable({
       read () { resume?.() },
       destroy (error, callback) {
-        if (!handler.#done) handler.#abort?.(error ?? CLIENT_GONE)
+        if (!handler.done) handler.abort?.(error ?? CLIENT_GONE)
         callback(error)
       }
     })
-    reply.send(this.#body)
+    reply.send(this.body)
     return true
   }
 
-  onData (chunk: Buffer): boolean {
-    const body = this.#body
-    if (body !== null) return body.push(chunk)
-    return this.#res.write(chunk)
+  protected failed (error: Error): void {
+    if (!this.#reply.sent) this.#reply.send(error)
   }
 
-  onComplete (): void {
-    this.#cleanUp()
-    const body = this.#body
-    if (body !== null) body.push(null)
-    else this.#res.end()
-  }
-
-  onError (error: Error): void {
-    this.#cleanUp()
-    if (this.#started) {
-      // Part of legacy's answer is out: the client sees the connection cut, never a truncated body that looks whole.
-      const body = this.#body
-      if (body !== null) body.destroy(error)
-      else this.#res.destroy(error)
-      return
-    }
-    if (this.#gone || this.#reply.sent) return
-    this.#reply.send(classify(error))
-  }
-
-  #cleanUp (): void {
-    this.#done = true
-    this.#res.off('close', this.#onClose)
-    this.#res.off('drain', this.#onDrain)
+  protected override cleanUp (): void {
+    super.cleanUp()
     this.#signal?.removeEventListener('abort', this.#onSignal)
+  }
+}
+
+/** A forward straight from Node's request to its response (the legacy lane, request-path/legacy-lane.ts). */
+class PlainForwardHandler extends ForwardHandler {
+  readonly #onFailure: PlainForwardFailure
+
+  constructor (req: IncomingMessage, res: ServerResponse, rules: ResponseHeaderRules, onFailure: PlainForwardFailure) {
+    super(req, res, rules)
+    this.#onFailure = onFailure
+  }
+
+  protected failed (error: Error): void {
+    this.#onFailure(this.req, this.res, error)
   }
 }
 

@@ -3,7 +3,7 @@
 // streamed both ways. forwarder.ts does the streaming, over undici's dispatch API; each legacy
 // upstream (legacy-adapter/upstreams.ts) has an undici pool of its own, with its own timeouts and
 // keep-alive, so one slow or absent legacy app never holds the connections of another.
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -12,7 +12,7 @@ import { Pool } from 'undici'
 import { currentForwardSignal } from '../cancellation/request-scope.ts'
 import { CommonErrors } from '../core/errors.ts'
 import { LegacyErrors } from './errors.ts'
-import { classify, forwardToLegacy, prewarmPool, type PrewarmAnswer } from './forwarder.ts'
+import { classify, forwardPlain, forwardToLegacy, prewarmPool, type PlainForwardFailure, type PrewarmAnswer } from './forwarder.ts'
 import { removeRequestHeaders, setForwardingHeaders } from './headers.ts'
 import type { LegacyRouter, LegacyUpstream } from './upstreams.ts'
 import { offeredProtocols, upgradeRequestHead, type PendingUpgrade, type Tunnels } from './tunnel.ts'
@@ -30,8 +30,8 @@ export interface LegacyAdapterOptions {
   readonly requestIdHeader: string
   /** Response header naming the side that served, or undefined to leave it out. */
   readonly servedByHeader: string | undefined
-  /** Whether the peer may speak for the client in X-Forwarded-* headers. */
-  readonly trustsPeer: (request: FastifyRequest) => boolean
+  /** Whether the peer at this address may speak for the client in X-Forwarded-* headers. */
+  readonly trustsPeer: (remoteAddress: string | undefined) => boolean
   /** Lower-case names dropped by default that legacy still receives. */
   readonly allowedHeaders: ReadonlySet<string>
   /** Legacy's session cookie, made host-only on the way back; undefined leaves cookies alone. */
@@ -52,6 +52,13 @@ declare module 'fastify' {
     tunnelToLegacy (pending: PendingUpgrade): FastifyReply
   }
   interface FastifyInstance {
+    /**
+     * Forwards a plain bodyless request (the legacy lane's) from Node's request to its response
+     * without a fastify reply: `url` is the canonical URL the decision was taken on, `id` the
+     * request id. Returns the upstream it went to, or undefined when no upstream serves the
+     * school's shard (nothing sent: the caller hands the request to fastify, which refuses it).
+     */
+    legacyPlain (req: IncomingMessage, res: ServerResponse, url: string, shard: string | undefined, id: string, onFailure: PlainForwardFailure): LegacyUpstream | undefined
     /** Sends `connections` GETs of `path` at once to `upstream` through its pool (startup's pre-warm): not client traffic. */
     legacyPrewarm (upstream: LegacyUpstream, path: string, connections: number): Promise<PrewarmAnswer[]>
   }
@@ -82,6 +89,16 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     return await prewarmPool(pools[upstream.index] as Pool, basePaths[upstream.index] + path, hosts[upstream.index] as string, connections)
   })
 
+  app.decorate('legacyPlain', function legacyPlain (req: IncomingMessage, res: ServerResponse, url: string, shard: string | undefined, id: string, onFailure: PlainForwardFailure): LegacyUpstream | undefined {
+    const upstream = router.pick(pathOf(url), shard)
+    if (upstream === undefined) return undefined
+    const headers = { ...req.headers }
+    rewriteForLegacy(req, id, headers, options)
+    headers.host = options.preserveHost ? req.headers.host : hosts[upstream.index]
+    forwardPlain(pools[upstream.index] as Pool, { path: basePaths[upstream.index] + url, method: req.method as string, headers, body: null, signal: undefined, throughReply: false }, req, res, options, onFailure)
+    return upstream
+  })
+
   app.decorateReply('toLegacy', function toLegacy (this: FastifyReply, chosen?: LegacyUpstream): FastifyReply {
     const request = this.request
     const url = request.url
@@ -102,7 +119,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
       body = request.raw.pipe(new ByteLimit(options.bodyLimitBytes))
     }
     const headers = { ...request.headers }
-    rewriteForLegacy(request, headers, options)
+    rewriteForLegacy(request.raw, request.id, headers, options)
     headers.host = options.preserveHost ? request.headers.host : hosts[upstream.index]
     // The query exactly as the client sent it: a query is legacy's business.
     forwardToLegacy(pools[upstream.index] as Pool, {
@@ -131,7 +148,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     }
     if (tunnels.full) return this.send(LegacyErrors.FICUS_ERR_TUNNEL_LIMIT(`${tunnels.limits.max} open`))
     const headers = { ...request.headers }
-    rewriteForLegacy(request, headers, options)
+    rewriteForLegacy(request.raw, request.id, headers, options)
     headers.host = options.preserveHost ? request.headers.host : hosts[upstream.index]
     headers.connection = 'upgrade'
     headers.upgrade = request.headers.upgrade
@@ -149,15 +166,16 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
 
 // The request headers legacy receives, for plain requests and upgrades alike: what ficus drops
 // (hop-by-hop, spoofable, folded names) removed, then what ficus itself vouches for set.
-function rewriteForLegacy (request: FastifyRequest, headers: IncomingHttpHeaders, options: LegacyAdapterOptions): void {
-  const trusted = options.trustsPeer(request)
+function rewriteForLegacy (req: IncomingMessage, id: string, headers: IncomingHttpHeaders, options: LegacyAdapterOptions): void {
+  const socket = req.socket
+  const trusted = options.trustsPeer(socket.remoteAddress)
   removeRequestHeaders(headers, { trusted, allowed: options.allowedHeaders })
   setForwardingHeaders(headers, {
-    clientAddress: clientAddressOf(request),
-    protocol: 'encrypted' in request.socket ? 'https' : 'http',
-    host: request.headers.host,
-    port: request.socket.localPort,
-    requestId: request.id,
+    clientAddress: clientAddressOf(socket.remoteAddress),
+    protocol: 'encrypted' in socket ? 'https' : 'http',
+    host: req.headers.host,
+    port: socket.localPort,
+    requestId: id,
     trusted
   }, options.requestIdHeader)
 }
@@ -167,8 +185,8 @@ function pathOf (url: string): string {
   return queryAt === -1 ? url : url.slice(0, queryAt)
 }
 
-function clientAddressOf (request: FastifyRequest): string {
-  const address = request.socket.remoteAddress ?? ''
+function clientAddressOf (remoteAddress: string | undefined): string {
+  const address = remoteAddress ?? ''
   return address.startsWith('::ffff:') ? address.slice(7) : address
 }
 

@@ -50,6 +50,8 @@ export interface FicusOverrides {
   readonly processMetrics?: boolean
   /** The migration console on the admin listener (default on). */
   readonly console?: boolean
+  /** The legacy lane in front of fastify's routing (default on; off to compare the two ways). */
+  readonly legacyLane?: boolean
 }
 
 export interface Ficus {
@@ -145,7 +147,7 @@ export async function createFicus (config: Config, overrides: FicusOverrides = {
   const safety = new SafetyNet({ config: config.safety, events: metrics, logger })
   const tunnels = new Tunnels(config.tunnels)
   addGauges(metrics, { flags: fullFlags, safety, sessions, signatures, registry, readiness, tunnels })
-  const app = await buildProxy({ config: proxyConfig, registry, flags, routes, logger, sessions, safety, metrics, lifecycle: readiness, tunnels, legacyRouter })
+  const app = await buildProxy({ config: proxyConfig, registry, flags, routes, logger, sessions, safety, metrics, lifecycle: readiness, tunnels, legacyRouter, legacyLane: overrides.legacyLane !== false })
 
   const prewarm = new Prewarm()
   addLegacyPrewarm(prewarm, app, proxyConfig, legacyRouter)

@@ -19,6 +19,7 @@ import { AccessStage } from '../access/stage.ts'
 import { ruleProblem } from '../access/rules.ts'
 import type { SessionComponents } from '../sessions/config.ts'
 import { RequestPath, rewriteUrl } from '../request-path/index.ts'
+import { laneFailure, LegacyLane, ROUTER_OPTIONS } from '../request-path/legacy-lane.ts'
 import type { Config } from './config.ts'
 import { TrustedProxies } from './trusted-proxies.ts'
 import { REQUEST_ID_SYNTAX, RequestIds } from './request-id.ts'
@@ -40,6 +41,8 @@ export interface ProxyParts {
   /** Open upgrade tunnels (closed by the shutdown). */
   readonly tunnels: Tunnels
   readonly legacyRouter: LegacyRouter
+  /** Plain legacy-bound GETs and HEADs forwarded before fastify's routing (request-path/legacy-lane.ts); default on. */
+  readonly legacyLane?: boolean
 }
 
 // Legacy may speak WebDAV or anything else Node parses; CONNECT is for forward proxies only, and
@@ -63,8 +66,13 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
   const { config, safety, legacyRouter } = parts
   const trustedProxies = new TrustedProxies(config.trustedProxies)
   const requestIds = new RequestIds()
+  const requestIdOf = (req: IncomingMessage): string => {
+    const supplied = trustedProxies.trusts(req.socket.remoteAddress) ? req.headers[config.requestIdHeader] : undefined
+    return typeof supplied === 'string' && REQUEST_ID_SYNTAX.test(supplied) ? supplied : requestIds.next()
+  }
+  const hosts = new HostResolver(config.baseDomain)
   const path = new RequestPath({
-    hosts: new HostResolver(config.baseDomain),
+    hosts,
     registry: parts.registry,
     bareDomainToLegacy: config.bareDomain === 'legacy',
     flags: parts.flags,
@@ -99,12 +107,10 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     // Requests that reach a closing server on a connection it already had are served (with
     // `Connection: close`), not refused: the drain must not fail what the balancer sent late.
     return503OnClosing: false,
-    genReqId (req) {
-      const supplied = trustedProxies.trusts(req.socket.remoteAddress) ? req.headers[config.requestIdHeader] : undefined
-      return typeof supplied === 'string' && REQUEST_ID_SYNTAX.test(supplied) ? supplied : requestIds.next()
-    },
+    // A request the legacy lane handed over keeps the id legacy was sent.
+    genReqId: (req) => laneFailure(req)?.id ?? requestIdOf(req),
     rewriteUrl,
-    routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
+    routerOptions: { ...ROUTER_OPTIONS },
     // Migrated routes get what the client sent or a 422 naming the field: ajv's default coercion
     // would turn `"3"` into 3 or `[1]` into 1 and store a type the client never sent.
     ajv: { customOptions: { coerceTypes: false } },
@@ -124,13 +130,28 @@ export async function buildProxy (parts: ProxyParts): Promise<FastifyInstance> {
     bodyLimitBytes: config.legacyBodyLimitBytes,
     requestIdHeader: config.requestIdHeader,
     servedByHeader: config.servedByHeader,
-    trustsPeer: (request: FastifyRequest) => trustedProxies.trusts(request.socket.remoteAddress),
+    trustsPeer: (remoteAddress: string | undefined) => trustedProxies.trusts(remoteAddress),
     allowedHeaders: new Set(config.legacyAllowHeaders),
     hostOnlyCookie: config.sessionCookieHostOnly ? config.sessions.cookieName : undefined,
     // The shadow stage copies legacy's body and the fall-back stage guards a fallback, both in onSend.
     throughReply: (request: FastifyRequest) => request.exchange.shadowing || request.exchange.fallback !== FALLBACK_NONE
   })
 
+  // Before any route: the lane's router learns every route fastify's does.
+  if (parts.legacyLane !== false) {
+    new LegacyLane({
+      hosts,
+      registry: parts.registry,
+      flags: parts.flags,
+      killSwitchFlag: config.killSwitchFlag,
+      bindings: parts.sessions?.bindings,
+      metrics: parts.metrics,
+      accessLog: config.accessLog,
+      logger: parts.logger,
+      lifecycle: parts.lifecycle,
+      requestIdOf
+    }).install(app)
+  }
   // Before the sessions plugin: its onSend hook must run after the path's (the fallback's).
   path.install(app)
   const access = new AccessStage(config.access)

@@ -14,6 +14,7 @@ import type { SafetyNet } from '../safety/safety-net.ts'
 import type { SessionBindings } from '../sessions/bindings.ts'
 import { FALLBACK_NONE, type Exchange } from './exchange.ts'
 import type { GuardStage } from './guard.ts'
+import { laneFailure } from './legacy-lane.ts'
 import { HANDED_OVER, type RequestOutcome, type Stage } from './stage.ts'
 
 /** Tries to send a failed new-side request to legacy; false when its failure is the answer (fall-back.ts). */
@@ -32,6 +33,12 @@ export class ServeStage implements Stage {
   onRequest (exchange: Exchange): RequestOutcome {
     const backend = exchange.backend
     if (backend === 'legacy') {
+      // Already forwarded by the legacy lane, which legacy did not answer: its failure is the answer.
+      const failure = laneFailure(exchange.request.raw)
+      if (failure !== undefined) {
+        exchange.request.legacyUpstream = failure.upstream
+        return failure.error
+      }
       this.toLegacy(exchange)
       return HANDED_OVER
     }

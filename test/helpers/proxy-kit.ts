@@ -96,6 +96,10 @@ export interface StartProxyOptions {
   readonly withSessions?: boolean
   /** The metrics the proxy records into (default: its own, out of the test's sight). */
   readonly metrics?: FicusMetrics
+  /** The legacy lane in front of fastify's routing (default on). */
+  readonly legacyLane?: boolean
+  /** Runs on the app before it listens (hooks of the test's own). */
+  readonly beforeListen?: (app: FastifyInstance) => void
 }
 
 export interface SendOptions {
@@ -184,10 +188,12 @@ export async function startProxy (t: TeardownHost, options: StartProxyOptions = 
     ...(options.withSessions === true ? {} : { sessions: false }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     processMetrics: false,
-    console: false
+    console: false,
+    ...(options.legacyLane === undefined ? {} : { legacyLane: options.legacyLane })
   })
   const app = ficus.app
   t.teardown(() => ficus.close())
+  options.beforeListen?.(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as AddressInfo).port
   const origin = `http://127.0.0.1:${port}`
