@@ -1,7 +1,7 @@
 // ficus as proxy/main.ts starts it (createFicus with the same config: sessions, tenant registry
 // with the schools' databases, flags file, every migrated route), plus the bench's own migrated
 // routes, and without listening on the admin port, the console, metrics of the process or pre-warming.
-//   node bench/ficus-entry.ts [--decision=flags|skip]
+//   node bench/ficus-entry.ts [--decision=flags|skip] [--lane=on|off]
 // `--decision=skip` swaps the flag reader for a constant one: the same routes, hooks and
 // forwarding, with only the flag evaluation taken out. That pair measures what flags cost.
 import { parseArgs } from 'node:util'
@@ -83,8 +83,9 @@ class ConstantFlags implements FlagReader {
   }
 }
 
-const { values } = parseArgs({ options: { decision: { type: 'string', default: 'flags' } } })
+const { values } = parseArgs({ options: { decision: { type: 'string', default: 'flags' }, lane: { type: 'string', default: 'on' } } })
 if (values.decision !== 'flags' && values.decision !== 'skip') throw new Error('--decision must be flags or skip')
+if (values.lane !== 'on' && values.lane !== 'off') throw new Error('--lane must be on or off')
 
 const config = parseConfig(process.env)
 // The tenant registry (file with embedded databases, or DATABASE_URL's `tenants` table) and the
@@ -92,6 +93,8 @@ const config = parseConfig(process.env)
 const ficus = await createFicus(config, {
   routes: [...migratedRoutes, ...benchRoutes],
   ...(values.decision === 'skip' ? { flags: new ConstantFlags() } : {}),
+  // --lane=off: every request through fastify's routing and the stages (the legacy lane's baseline).
+  ...(values.lane === 'off' ? { legacyLane: false } : {}),
   processMetrics: false,
   console: false
 })

@@ -74,6 +74,7 @@ const FICUS_ONE_WORKER: Contender = { id: 'ficus-workers-1', label: 'ficus (prox
 // Baselines given the same young-generation cap, for the targets measured with it.
 const HTTP_PROXY_SMALL_YOUNG: Contender = { ...HTTP_PROXY, id: 'http-proxy-semi8', label: `${HTTP_PROXY.label}, ${SEMI_SPACE_FLAG}`, nodeFlags: [SEMI_SPACE_FLAG] }
 const UNDICI_SMALL_YOUNG: Contender = { ...UNDICI, id: 'undici-pool-semi8', label: `${UNDICI.label}, ${SEMI_SPACE_FLAG}`, nodeFlags: [SEMI_SPACE_FLAG] }
+const FICUS_NO_LANE: Contender = { id: 'ficus-nolane', label: 'ficus without the legacy lane', kind: 'node', entry: 'ficus-entry.ts', args: ['--lane=off'], ficus: true }
 const FICUS_NO_DECISION: Contender = { id: 'ficus-skip', label: 'ficus, decision skipped', kind: 'node', entry: 'ficus-entry.ts', args: ['--decision=skip'], ficus: true }
 
 export const BASELINES: readonly Contender[] = [DIRECT, NGINX, HTTP_PROXY, REPLY_FROM, UNDICI, PROPOSAL]
@@ -99,6 +100,8 @@ export const SCENARIOS: readonly Scenario[] = [
   // The same legacy-bound page through a 20-prefix routing table: the path is checked against
   // every prefix before it falls to the default upstream (the worst case of the lookup).
   { id: 'ficus-a-table20/small', label: 'ficus (a) legacy-bound, 20-entry LEGACY_UPSTREAMS, 1 KiB', contender: FICUS, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' }, legacyTableEntries: 20 },
+  // The same through fastify's routing and the stages, the legacy lane off: what the lane saves.
+  { id: 'ficus-a-nolane/small', label: 'ficus (a) legacy-bound without the legacy lane, 1 KiB', contender: FICUS_NO_LANE, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' } },
   { id: 'ficus-a-skip/small', label: 'ficus (a) decision skipped, 1 KiB', contender: FICUS_NO_DECISION, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' } },
   { id: 'ficus-a-semi8/small', label: `ficus (a) legacy-bound, 1 KiB, ${SEMI_SPACE_FLAG}`, contender: FICUS_SMALL_YOUNG, payload: 'small', path: BENCH_PATHS.small, expect: { bytes: SMALL_BYTES, servedBy: 'legacy' } },
   { id: 'ficus-b/small', label: 'ficus (b) migrated, JSON from memory', contender: FICUS, payload: 'small', path: BENCH_PATHS.migrated, expect: { servedBy: 'new' } },
@@ -147,6 +150,8 @@ export const TARGETS: readonly Target[] = [
   { label: 'dispatch forwarder against reply-from: ficus (a) >= 1.1x fastify + reply-from + lookup', scenario: 'ficus-a/small', baseline: 'reply-from/small', metric: 'rps', bound: 1.1 },
   // Flags cost < 2%: ficus with the decision must keep > 98% of ficus without it.
   { label: 'flags (1,500 schools x 50 flags) cost < 2%: req/s against the decision skipped', scenario: 'ficus-a/small', baseline: 'ficus-a-skip/small', metric: 'rps', bound: 0.98 },
+  // The legacy lane (request-path/legacy-lane.ts) must earn its place against fastify's routing and the stages.
+  { label: 'the legacy lane: ficus (a) >= 1.05x ficus (a) without it', scenario: 'ficus-a/small', baseline: 'ficus-a-nolane/small', metric: 'rps', bound: 1.05 },
   { label: 'legacy path with a 20-entry routing table within 3% of one upstream', scenario: 'ficus-a-table20/small', baseline: 'ficus-a/small', metric: 'rps', bound: 0.97 },
   { label: 'session path (c) >= 0.7x scenario (b)', scenario: 'ficus-c/small', baseline: 'ficus-b/small', metric: 'rps', bound: 0.7 }
 ]
