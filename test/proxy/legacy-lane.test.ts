@@ -3,6 +3,7 @@
 // with the lane answers exactly as a ficus without it, legacy receives the same bytes from both,
 // and both write the same access-log line. And the lane does take the plain legacy-bound GET
 // (fastify's own hooks never see it), while everything else still goes through fastify.
+import { createRequire } from 'node:module'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import fc from 'fast-check'
 import t from 'tap'
@@ -72,6 +73,12 @@ function logged (line: LogLine | undefined): unknown {
   const { reqId: _reqId, durationMs: _durationMs, time: _time, pid: _pid, hostname: _hostname, ...rest } = line
   return rest
 }
+
+t.test('the lane\'s router is fastify\'s own router library, the very copy fastify loads', async (t) => {
+  const ours = createRequire(import.meta.url).resolve('find-my-way')
+  const fastifys = createRequire(createRequire(import.meta.url).resolve('fastify')).resolve('find-my-way')
+  t.equal(ours, fastifys, 'one find-my-way: a path matches alike in both routers')
+})
 
 t.test('over generated requests, ficus with the lane answers, forwards and logs exactly as ficus without it', async (t) => {
   const withLane = await startProxy(t)
