@@ -107,7 +107,11 @@ function ranked (totals: Map<string, number>, wholeMs: number, top: number): Cos
     .map(([name, us]) => ({ name, ms: us / 1_000, percent: wholeMs === 0 ? 0 : (us / 1_000) / wholeMs * 100 }))
 }
 
-export function summariseProfile (profile: CpuProfile, top = DEFAULT_TOP): ProfileSummary {
+/**
+ * `skipTrafficMs`: the own work is counted from this long after the first request on (a warm-up's
+ * length), so that it is the steady state's: the flag decisions remembered, the code optimised.
+ */
+export function summariseProfile (profile: CpuProfile, top = DEFAULT_TOP, skipTrafficMs = 0): ProfileSummary {
   const byId = new Map<number, ProfileNode>()
   const parent = new Map<number, number>()
   for (const node of profile.nodes) {
@@ -121,6 +125,9 @@ export function summariseProfile (profile: CpuProfile, top = DEFAULT_TOP): Profi
   let sampledUs = 0
   let idleUs = 0
   let traffic = false
+  // Microseconds of profile since the first request, and whether the skipped part is over.
+  let sinceTrafficUs = 0
+  let counting = false
   let busySinceTrafficUs = 0
   let ownUs = 0
   for (let i = 0; i < profile.samples.length; i++) {
@@ -129,19 +136,24 @@ export function summariseProfile (profile: CpuProfile, top = DEFAULT_TOP): Profi
     const node = byId.get(profile.samples[i] ?? -1)
     if (node === undefined) continue
     sampledUs += us
+    if (traffic) {
+      sinceTrafficUs += us
+      counting ||= sinceTrafficUs >= skipTrafficMs * 1_000
+    }
     if (node.callFrame.functionName === '(idle)') { idleUs += us; continue }
-    if (traffic) busySinceTrafficUs += us
+    if (counting) busySinceTrafficUs += us
     let innermost: CallFrame | undefined
     for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
       const frame = byId.get(id)?.callFrame
       if (frame === undefined) continue
       if (!traffic && frame.url === 'node:_http_server' && frame.functionName === 'parserOnIncoming') {
         traffic = true
-        busySinceTrafficUs += us
+        counting = skipTrafficMs <= 0
+        if (counting) busySinceTrafficUs += us
       }
       if (innermost === undefined && areaOf(frame).startsWith('ficus ')) innermost = frame
     }
-    if (traffic && innermost !== undefined && !FORWARDER.test(projectPath(innermost.url.startsWith('file://') ? fileURLToPath(innermost.url) : innermost.url) ?? '')) {
+    if (counting && innermost !== undefined && !FORWARDER.test(projectPath(innermost.url.startsWith('file://') ? fileURLToPath(innermost.url) : innermost.url) ?? '')) {
       ownUs += us
       const key = nameOf(innermost)
       own.set(key, (own.get(key) ?? 0) + us)

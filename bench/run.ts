@@ -473,7 +473,7 @@ class Bench {
   }
 
   /** Runs the scenario under --cpu-prof and returns the profile it wrote, with every request served while profiling. */
-  async profile (scenario: Scenario, dir: string): Promise<{ file: string, result: WrkResult, requests: number }> {
+  async profile (scenario: Scenario, dir: string): Promise<{ file: string, result: WrkResult, requests: number, warmupMs: number }> {
     mkdirSync(dir, { recursive: true })
     const { port, process } = await this.start(scenario, ['--cpu-prof', '--cpu-prof-dir', dir])
     let result: WrkResult
@@ -487,7 +487,7 @@ class Bench {
     }
     const file = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile')).sort().at(-1)
     if (file === undefined) throw new Error(`no .cpuprofile written in ${dir}`)
-    return { file: join(dir, file), result, requests: warmup.requests + result.requests + 1 }
+    return { file: join(dir, file), result, requests: warmup.requests + result.requests + 1, warmupMs: this.#settings.warmup * 1_000 }
   }
 }
 
@@ -919,11 +919,13 @@ async function profileOwnWork (bench: Bench, cpuUsPerRequest: number | undefined
   const scenario = SCENARIOS.find((s) => s.id === 'ficus-a/small')
   if (scenario === undefined || cpuUsPerRequest === undefined) return undefined
   log('profiling ficus-a/small for its own-work figure')
-  const { file, requests } = await bench.profile(scenario, join(RESULTS_DIR, `profile-${timestamp()}`))
-  const own = summariseProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile).ownWork
+  const { file, result, warmupMs } = await bench.profile(scenario, join(RESULTS_DIR, `profile-${timestamp()}`))
+  const measuredRequests = result.requests
+  // The steady state's: counted from the end of the warm-up, over the measured run's requests.
+  const own = summariseProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, undefined, warmupMs).ownWork
   return {
     usPerRequest: own.percent / 100 * cpuUsPerRequest,
-    profiledUsPerRequest: own.ms * 1_000 / Math.max(requests, 1),
+    profiledUsPerRequest: own.ms * 1_000 / Math.max(measuredRequests, 1),
     percent: own.percent,
     top: own.byFunction.slice(0, 12)
   }
