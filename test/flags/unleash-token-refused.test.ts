@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { configureFlag, declareContextFields, sleep, startFicus, TEST_REFRESH_MS, type Readyz } from '../helpers/ficus-process.ts'
 import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts'
+import { DEFAULT_WAIT_MS, waitFor } from '../helpers/recording-legacy.ts'
 import { constraintIn, defaultStrategy, startUnleash } from '../helpers/unleash.ts'
 
 const FLAG = 'attendance-page'
@@ -64,6 +65,8 @@ for (const status of [401, 403] as const) {
     const refused = await ficus.waitForReadyz((r) => authOf(r)?.status === status, `authRejected ${status}`, SEEN_WAIT_MS)
     t.equal(refused.status, 200, '/readyz stays 200: the last known flags are served')
     t.equal(refused.body.checks.flags.detail.sourceReachable, false, 'and says the source is not answering')
+    // ficus's log reaches the test through its stdout pipe, which can trail /readyz's answer.
+    await waitFor(() => ficus.logs((line) => line.msg === REFUSED_LOG).length > 0, DEFAULT_WAIT_MS, 'the refusal\'s error line')
     const logged = ficus.logs((line) => line.msg === REFUSED_LOG)
     t.equal(logged.length, 1, 'one error line when it starts (repeated once a minute while it lasts)')
     t.equal(logged[0]?.level, 50, 'logged as an error')
