@@ -115,6 +115,11 @@ export class ShadowRecord {
     return counts === undefined ? undefined : { ...counts }
   }
 
+  /** One school's live counts, read-only and not copied: for a reader that copies the numbers out at once. */
+  liveCountsOf (tenant: string): Readonly<ShadowCounts> | undefined {
+    return this.#bySchool.get(tenant)
+  }
+
   mismatches (): readonly ShadowMismatch[] {
     return [...this.#mismatches]
   }
