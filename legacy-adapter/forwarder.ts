@@ -71,11 +71,11 @@ export function forwardToLegacy (pool: Pool, forward: Forward, reply: FastifyRep
 export type PlainForwardFailure = (req: IncomingMessage, res: ServerResponse, error: Error) => void
 
 /**
- * Sends `forward` through `pool` straight from Node's request to its response, with no fastify
- * reply: legacy's answer is written to `res`, and when legacy gives none `onFailure` answers.
+ * Sends a bodyless request through `pool` straight from Node's request to its response, with no
+ * fastify reply: legacy's answer is written to `res`, and when legacy gives none `onFailure` answers.
  */
-export function forwardPlain (pool: Pool, forward: Forward, req: IncomingMessage, res: ServerResponse, rules: ResponseHeaderRules, onFailure: PlainForwardFailure): void {
-  pool.dispatch(dispatchOptions(forward), new PlainForwardHandler(req, res, rules, onFailure))
+export function forwardPlain (pool: Pool, options: Dispatcher.DispatchOptions, req: IncomingMessage, res: ServerResponse, rules: ResponseHeaderRules, onFailure: PlainForwardFailure): void {
+  pool.dispatch(options, new PlainForwardHandler(req, res, rules, onFailure))
 }
 
 function dispatchOptions (forward: Forward): Dispatcher.DispatchOptions {
@@ -201,15 +201,18 @@ class ReplyForwardHandler extends ForwardHandler {
   readonly #reply: FastifyReply
   readonly #throughReply: boolean
   readonly #signal: AbortSignal | undefined
-
-  readonly #onSignal = (): void => { this.abort?.(this.#signal?.reason as Error) }
+  // Only a fallback's forward has a signal: no listener is made for the others.
+  readonly #onSignal: (() => void) | undefined
 
   constructor (reply: FastifyReply, rules: ResponseHeaderRules, throughReply: boolean, signal: AbortSignal | undefined) {
     super(reply.request.raw, reply.raw, rules)
     this.#reply = reply
     this.#throughReply = throughReply
     this.#signal = signal
-    signal?.addEventListener('abort', this.#onSignal, { once: true })
+    if (signal !== undefined) {
+      this.#onSignal = () => { this.abort?.(signal.reason as Error) }
+      signal.addEventListener('abort', this.#onSignal, { once: true })
+    }
   }
 
   override onConnect (abort: (error?: Error) => void): void {
@@ -258,7 +261,7 @@ class ReplyForwardHandler extends ForwardHandler {
 
   protected override cleanUp (): void {
     super.cleanUp()
-    this.#signal?.removeEventListener('abort', this.#onSignal)
+    if (this.#onSignal !== undefined) this.#signal?.removeEventListener('abort', this.#onSignal)
   }
 }
 

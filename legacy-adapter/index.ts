@@ -8,7 +8,7 @@ import type { Socket } from 'node:net'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Pool } from 'undici'
+import { Pool, type Dispatcher } from 'undici'
 import { currentForwardSignal } from '../cancellation/request-scope.ts'
 import { CommonErrors } from '../core/errors.ts'
 import { LegacyErrors } from './errors.ts'
@@ -81,6 +81,13 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
   const basePaths = router.upstreams.map((upstream) => upstream.url.slice(upstream.origin.length))
   // The Host legacy receives unless the client's is preserved: its own.
   const hosts = router.upstreams.map((upstream) => new URL(upstream.url).host)
+  // The headers `upstream` receives for a request whose id is `id` (a copy: the client's stay as they came).
+  const headersFor = (req: IncomingMessage, id: string, upstream: LegacyUpstream): IncomingHttpHeaders => {
+    const headers = { ...req.headers }
+    rewriteForLegacy(req, id, headers, options)
+    headers.host = options.preserveHost ? req.headers.host : hosts[upstream.index]
+    return headers
+  }
   app.addHook('onClose', async () => { await Promise.all(pools.map(async (pool) => { await pool.destroy() })) })
   app.decorateRequest('legacyUpstream', undefined)
   const throughReply = options.throughReply
@@ -92,10 +99,8 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
   app.decorate('legacyPlain', function legacyPlain (req: IncomingMessage, res: ServerResponse, url: string, shard: string | undefined, id: string, onFailure: PlainForwardFailure): LegacyUpstream | undefined {
     const upstream = router.pick(pathOf(url), shard)
     if (upstream === undefined) return undefined
-    const headers = { ...req.headers }
-    rewriteForLegacy(req, id, headers, options)
-    headers.host = options.preserveHost ? req.headers.host : hosts[upstream.index]
-    forwardPlain(pools[upstream.index] as Pool, { path: basePaths[upstream.index] + url, method: req.method as string, headers, body: null, signal: undefined, throughReply: false }, req, res, options, onFailure)
+    const headers = headersFor(req, id, upstream)
+    forwardPlain(pools[upstream.index] as Pool, { path: basePaths[upstream.index] + url, method: req.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body: null }, req, res, options, onFailure)
     return upstream
   })
 
@@ -118,9 +123,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
     } else if (request.headers['transfer-encoding'] !== undefined) {
       body = request.raw.pipe(new ByteLimit(options.bodyLimitBytes))
     }
-    const headers = { ...request.headers }
-    rewriteForLegacy(request.raw, request.id, headers, options)
-    headers.host = options.preserveHost ? request.headers.host : hosts[upstream.index]
+    const headers = headersFor(request.raw, request.id, upstream)
     // The query exactly as the client sent it: a query is legacy's business.
     forwardToLegacy(pools[upstream.index] as Pool, {
       path: basePaths[upstream.index] + url,
@@ -147,9 +150,7 @@ async function legacyAdapter (app: FastifyInstance, options: LegacyAdapterOption
       return this.send(CommonErrors.FICUS_ERR_UPGRADE_UNSUPPORTED(`${(request.headers.upgrade ?? '').slice(0, 64)} is not tunnelled to this path's legacy app`))
     }
     if (tunnels.full) return this.send(LegacyErrors.FICUS_ERR_TUNNEL_LIMIT(`${tunnels.limits.max} open`))
-    const headers = { ...request.headers }
-    rewriteForLegacy(request.raw, request.id, headers, options)
-    headers.host = options.preserveHost ? request.headers.host : hosts[upstream.index]
+    const headers = headersFor(request.raw, request.id, upstream)
     headers.connection = 'upgrade'
     headers.upgrade = request.headers.upgrade
     const head = upgradeRequestHead(request.method, basePaths[upstream.index] + url, headers)

@@ -124,6 +124,8 @@ export class LegacyLane {
     this.#forward = app.legacyPlain
     const server = app.server
     server.removeListener('request', routing)
+    // Were fastify's listener not the one removed, both would answer every request.
+    if (server.listenerCount('request') !== 0) throw new Error('the legacy lane found a request listener other than fastify\'s routing')
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (!this.take(req, res)) routing(req, res)
     })
