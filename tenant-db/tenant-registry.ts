@@ -31,6 +31,7 @@ export class DatabaseTenantRegistry implements TenantRegistry {
 
   get source (): string { return this.#inner.source }
   get size (): number { return this.#inner.size }
+  get version (): number { return this.#inner.version }
 
   start (): Promise<void> {
     return this.#inner.start()

@@ -15,6 +15,7 @@ export class FileTenantRegistry implements TenantRegistry {
   readonly source: string
   readonly #file: WatchedJsonFile<Map<string, Tenant>>
   #tenants = new Map<string, Tenant>()
+  #version = 0
 
   constructor (options: FileTenantRegistryOptions) {
     this.source = `file ${options.path}`
@@ -24,6 +25,7 @@ export class FileTenantRegistry implements TenantRegistry {
       pollIntervalMs: options.pollIntervalMs,
       onChange: (tenants) => {
         this.#tenants = tenants
+        this.#version++
         options.onReload?.(tenants.size)
       },
       onInvalid: (error) => options.onInvalid?.(error)
@@ -32,6 +34,7 @@ export class FileTenantRegistry implements TenantRegistry {
 
   async start (): Promise<void> {
     this.#tenants = this.#file.load()
+    this.#version++
     this.#file.watch()
   }
 
@@ -49,6 +52,10 @@ export class FileTenantRegistry implements TenantRegistry {
 
   get size (): number {
     return this.#tenants.size
+  }
+
+  get version (): number {
+    return this.#version
   }
 
   async close (): Promise<void> {

@@ -48,6 +48,7 @@ export class PgTenantRegistry implements TenantRegistry {
   readonly source: string
   readonly #options: PgTenantRegistryOptions
   #tenants = new Map<string, Tenant>()
+  #version = 0
   #client: Client | undefined
   #timer: NodeJS.Timeout | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
@@ -62,6 +63,7 @@ export class PgTenantRegistry implements TenantRegistry {
   }
 
   get size (): number { return this.#tenants.size }
+  get version (): number { return this.#version }
 
   async start (): Promise<void> {
     try {
@@ -168,15 +170,19 @@ export class PgTenantRegistry implements TenantRegistry {
     const { rows } = await client.query<TenantRow>(SELECT_TENANTS)
     const previous = this.#tenants
     const next = new Map<string, Tenant>()
+    let changed = false
     for (const row of rows) {
       const tenant = this.#tenantOf(row)
       if (tenant === undefined) continue
       const old = previous.get(tenant.id)
       // An unchanged school keeps its object, so whatever was derived from it stays valid.
-      next.set(tenant.id, old !== undefined && sameTenant(old, tenant) ? old : tenant)
+      const kept = old !== undefined && sameTenant(old, tenant)
+      next.set(tenant.id, kept ? old : tenant)
+      if (!kept) changed = true
     }
     if (this.#closed) return
     this.#tenants = next
+    if (changed || next.size !== previous.size) this.#version++
     this.#options.onReload?.(next.size)
   }
 

@@ -10,6 +10,11 @@ export interface TenantRegistry {
   get (id: string): Tenant | undefined
   all (): Iterable<Tenant>
   readonly size: number
+  /**
+   * Moves whenever the snapshot changes (a reload that changed nothing may leave it): what was
+   * derived from all() is still current while it reads the same.
+   */
+  readonly version: number
   /** Describes the source for logs and /readyz (never a password). */
   readonly source: string
   close (): Promise<void>

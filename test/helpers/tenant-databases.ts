@@ -246,6 +246,7 @@ export class ConnectionSampler {
 export class ListRegistry implements TenantRegistry {
   readonly source = 'test list'
   #tenants: Map<string, Tenant>
+  #version = 1
 
   constructor (tenants: readonly Tenant[]) {
     this.#tenants = ListRegistry.#snapshot(tenants)
@@ -256,10 +257,14 @@ export class ListRegistry implements TenantRegistry {
   }
 
   get size (): number { return this.#tenants.size }
+  get version (): number { return this.#version }
   async start (): Promise<void> {}
   get (id: string): Tenant | undefined { return this.#tenants.get(id) }
   all (): Iterable<Tenant> { return this.#tenants.values() }
-  replace (tenants: readonly Tenant[]): void { this.#tenants = ListRegistry.#snapshot(tenants) }
+  replace (tenants: readonly Tenant[]): void {
+    this.#tenants = ListRegistry.#snapshot(tenants)
+    this.#version++
+  }
   async close (): Promise<void> {}
 }
 

@@ -38,10 +38,12 @@ t.test('an edit of the file is picked up without a restart', async (t) => {
   const registry = new FileTenantRegistry({ path, pollIntervalMs: POLL_MS, onReload: (count) => reloads.push(count) })
   await registry.start()
   t.teardown(() => registry.close())
+  const version = registry.version
   writeJson(path, { tenants: [...TWO.tenants, { id: 'school-c', name: 'School C' }] })
   await waitFor(() => registry.get('school-c') !== undefined, WAIT_MS, 'school-c to appear')
   t.equal(registry.size, 3)
   t.same(reloads, [3])
+  t.not(registry.version, version, 'the version moved with the snapshot')
 })
 
 t.test('a broken edit keeps the last good list and says why', async (t) => {
@@ -51,6 +53,7 @@ t.test('a broken edit keeps the last good list and says why', async (t) => {
   await registry.start()
   t.teardown(() => registry.close())
 
+  const version = registry.version
   writeJson(path, '{ "tenants": [ { "id": "school-a", ')
   await waitFor(() => invalid.length === 1, WAIT_MS, 'the invalid JSON to be reported')
   t.match(invalid[0]?.message, /not valid JSON/)
@@ -61,6 +64,7 @@ t.test('a broken edit keeps the last good list and says why', async (t) => {
   t.match(invalid[1]?.message, /tenants\[0\]\.id/)
   t.equal(registry.size, 2)
   t.ok(registry.get('school-a'))
+  t.equal(registry.version, version, 'a refused edit leaves the version as it was')
 
   writeJson(path, { tenants: [{ id: 'school-c', name: 'School C' }] })
   await waitFor(() => registry.get('school-c') !== undefined, WAIT_MS, 'the next good edit')

@@ -57,10 +57,19 @@ t.test('a school moved to maintenance and a new school are seen within 5 s, with
 t.test('an unchanged school keeps the same object across reloads', async (t) => {
   const registry = await started(t)
   const a = registry.get('school-a')
+  const version = registry.version
+  await registry.reload()
+  t.equal(registry.version, version, 'a reload that changed nothing leaves the version')
   await control("UPDATE tenants SET name = 'School B, renamed' WHERE id = 'school-b'")
   t.teardown(() => control("UPDATE tenants SET name = 'School B' WHERE id = 'school-b'"))
   await waitFor(() => registry.get('school-b')?.name === 'School B, renamed', SEEN_WITHIN_MS, 'the rename')
   t.equal(registry.get('school-a'), a)
+  t.not(registry.version, version, 'the rename moved the version')
+  const renamed = registry.version
+  await control("DELETE FROM tenants WHERE id = 'school-c'")
+  t.teardown(() => insertTenants(controlUrl, [{ id: 'school-c', name: 'School C' }]))
+  await waitFor(() => registry.get('school-c') === undefined, SEEN_WITHIN_MS, 'the removal')
+  t.not(registry.version, renamed, 'a removal moves it too')
 })
 
 t.test('after losing its connection, the registry reconnects and catches up with what it missed', async (t) => {
