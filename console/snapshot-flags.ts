@@ -5,19 +5,20 @@
 import type { Context } from 'unleash-client'
 import type { FeatureInterface } from 'unleash-client/lib/feature.js'
 import type { Segment } from 'unleash-client/lib/strategy/strategy.js'
-import clientModule from 'unleash-client/lib/client.js'
-import strategyModule from 'unleash-client/lib/strategy/index.js'
+import { unleashEngine, type Engine } from '../flags/unleash-engine.ts'
 import { toUnleashContext, type FlagContext } from '../flags/flag-context.ts'
 import type { FlagDefinitions, FlagReader } from '../flags/flags.ts'
 
-const UnleashClient = (clientModule as unknown as { default: new (repository: object, strategies: unknown[]) => { isEnabled (name: string, context: Context, fallback: () => boolean): boolean } }).default
-const { defaultStrategies } = strategyModule as unknown as { defaultStrategies: unknown[] }
+// unleash-client's operators that compare with the time of the evaluation.
+const CLOCK_OPERATORS: ReadonlySet<string> = new Set(['DATE_AFTER', 'DATE_BEFORE'])
 
 export class SnapshotFlags implements FlagReader {
   readonly version: number
+  /** Whether any strategy or segment compares with the clock: its answers can change on their own. */
+  readonly readsClock: boolean
   readonly #features: ReadonlyMap<string, FeatureInterface>
   readonly #staticContext: Context
-  readonly #client: InstanceType<typeof UnleashClient>
+  readonly #client: Engine
 
   constructor (definitions: FlagDefinitions) {
     this.version = definitions.version
@@ -25,7 +26,9 @@ export class SnapshotFlags implements FlagReader {
     const segments = new Map<number, Segment>(definitions.segments.map((segment) => [segment.id, segment]))
     this.#features = features
     this.#staticContext = definitions.staticContext
-    this.#client = new UnleashClient({ getToggle: (name: string) => features.get(name), getSegment: (id: number) => segments.get(id) }, defaultStrategies)
+    const constraints = [...definitions.features.flatMap((feature) => (feature.strategies ?? []).flatMap((strategy) => strategy.constraints ?? [])), ...definitions.segments.flatMap((segment) => segment.constraints)]
+    this.readsClock = constraints.some((constraint) => CLOCK_OPERATORS.has(constraint.operator))
+    this.#client = unleashEngine({ getToggle: (name: string) => features.get(name), getSegment: (id: number) => segments.get(id) })
   }
 
   isReady (): boolean {

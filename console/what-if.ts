@@ -1,32 +1,27 @@
 // "What would this flag say with that definition?": unleash-client's own engine (the one that
 // serves traffic) evaluating a proposed flag state, for previews. Every other flag is read from
 // the live flags, and the decision goes through the edge's own decideBackend.
-import type { Context } from 'unleash-client'
-import clientModule from 'unleash-client/lib/client.js'
-import strategyModule from 'unleash-client/lib/strategy/index.js'
+import { unleashEngine, type Engine } from '../flags/unleash-engine.ts'
 import { toUnleashContext, type FlagContext } from '../flags/flag-context.ts'
 import type { FlagReader } from '../flags/flags.ts'
 import type { FlagState } from './flag-store.ts'
-
-const UnleashClient = (clientModule as unknown as { default: new (repository: object, strategies: unknown[]) => { isEnabled (name: string, context: Context, fallback: () => boolean): boolean } }).default
-const { defaultStrategies } = strategyModule as unknown as { defaultStrategies: unknown[] }
 
 /** The live flags, with some flags replaced by proposed states. */
 export class WhatIfFlags implements FlagReader {
   readonly #live: FlagReader
   readonly #proposed: ReadonlyMap<string, FlagState>
-  readonly #client: InstanceType<typeof UnleashClient>
+  readonly #client: Engine
 
   constructor (live: FlagReader, proposed: ReadonlyMap<string, FlagState>) {
     this.#live = live
     this.#proposed = proposed
-    this.#client = new UnleashClient({
+    this.#client = unleashEngine({
       getToggle: (name: string) => {
         const state = proposed.get(name)
-        return state === undefined ? undefined : { name, enabled: state.enabled, strategies: state.strategies, variants: [], type: 'release', project: 'default', stale: false, impressionData: false }
+        return state === undefined ? undefined : { name, enabled: state.enabled, strategies: [...state.strategies], variants: [], type: 'release', project: 'default', stale: false, impressionData: false }
       },
       getSegment: () => undefined
-    }, defaultStrategies)
+    })
   }
 
   isReady (): boolean {

@@ -2,12 +2,7 @@
 // Used by the admin listener's /decisions, off the request path, so clarity beats speed here.
 import type { Context } from 'unleash-client'
 import type { EnhancedFeatureInterface } from 'unleash-client/lib/feature.js'
-import clientModule from 'unleash-client/lib/client.js'
-import strategyModule from 'unleash-client/lib/strategy/index.js'
-
-// unleash-client's engine, constructed directly so one strategy can be evaluated at a time.
-const UnleashClient = (clientModule as unknown as { default: new (repository: object, strategies: unknown[]) => { isEnabled (name: string, context: Context, fallback: () => boolean): boolean } }).default
-const { defaultStrategies } = strategyModule as unknown as { defaultStrategies: unknown[] }
+import { unleashEngine } from './unleash-engine.ts'
 
 export interface Explanation {
   readonly enabled: boolean
@@ -27,7 +22,7 @@ export function explainFlag (feature: EnhancedFeatureInterface | undefined, cont
       getToggle: (name: string) => name === feature.name ? single : undefined,
       getSegment: (id: number) => segments.find((segment) => segment.id === id)
     }
-    const client = new UnleashClient(repository, defaultStrategies)
+    const client = unleashEngine(repository)
     if (contexts.some((context) => client.isEnabled(feature.name, context, () => false))) {
       return {
         enabled: true,

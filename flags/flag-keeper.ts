@@ -6,13 +6,8 @@
 // routes that declared `whenFlagMissing: 'legacy' | 'new'` move, to the side they declared.
 import type { ClientFeaturesResponse, Context } from 'unleash-client'
 import type { EnhancedFeatureInterface, FeatureInterface } from 'unleash-client/lib/feature.js'
-import clientModule from 'unleash-client/lib/client.js'
-import strategyModule from 'unleash-client/lib/strategy/index.js'
+import { unleashEngine } from './unleash-engine.ts'
 import type { FlagsLogger } from './flags.ts'
-
-// unleash-client's own engine over one held definition, as explain.ts builds it.
-const UnleashClient = (clientModule as unknown as { default: new (repository: object, strategies: unknown[]) => { isEnabled (name: string, context: Context, fallback: () => boolean): boolean } }).default
-const { defaultStrategies } = strategyModule as unknown as { defaultStrategies: unknown[] }
 
 type Segment = NonNullable<ClientFeaturesResponse['segments']>[number]
 
@@ -173,10 +168,10 @@ function engineFor (known: Known, source: FlagSource): HeldFlag['engine'] {
   }
   const name = known.feature.name
   // Parent flags (dependencies) are read from the source as it is now.
-  return new UnleashClient({
+  return unleashEngine({
     getToggle: (candidate: string) => candidate === name ? known.feature : source.definition(candidate),
     getSegment: (id: number) => segments.get(id)
-  }, defaultStrategies)
+  })
 }
 
 /** Flag -> routes for every flag that decides a route's side: its flag, its kill switch, the global kill switch. */
