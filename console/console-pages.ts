@@ -1,6 +1,6 @@
 // The main thread's side of the page worker: it takes a cheap copy of the evidence this thread
 // owns, only what changed since the last page (flag definitions when their version moves, the
-// schools when the registry hands out other objects, shadow counts of the routes whose totals
+// schools when the registry's snapshot moves, shadow counts of the routes whose totals
 // moved, the breakers that are not closed, the recent requests per cohort), and lets the worker
 // build and render the page. Building the matrix of 1,500 schools x 10 routes and rendering
 // any page then never holds up the public port's requests.
@@ -46,10 +46,10 @@ export class ConsolePages {
   // What the worker has: reset when a worker is started.
   #flagsVersion = -1
   #schools: Tenant[] = []
+  #schoolsVersion = -1
   #shadowTotals: number[] = []
   #shadowCopiedAt: number[] = []
   #closed = false
-  #answered = false
   /** Milliseconds the worker last took to decide every side (for the bench). */
   lastDecisionMs: number | undefined
 
@@ -57,23 +57,23 @@ export class ConsolePages {
     this.#parts = parts
   }
 
-  /** Starts the worker and has it decide every side once, so that the first page does not wait for it. */
+  /**
+   * Starts the worker and has it decide every side once, so that the first page does not wait
+   * for it. Before the flags are loaded there is nothing to decide: the update refuses, and the
+   * first page does it.
+   */
   prime (): void {
-    if (this.#parts.flags.definitions() === undefined) return
     this.#send(() => ({ kind: 'matrix', update: this.#update(), view: { user: { user: '', csrf: '' }, freeze: undefined, query: {} } })).catch(() => {})
   }
 
-  async matrix (view: MatrixView): Promise<string> {
+  /** The page as UTF-8. */
+  async matrix (view: MatrixView): Promise<Buffer> {
     return html(await this.#send(() => ({ kind: 'matrix', update: this.#update(), view })))
   }
 
-  async page<P extends PageName> (page: P, options: Parameters<typeof PAGES[P]>[0]): Promise<string> {
+  /** The page as UTF-8. */
+  async page<P extends PageName> (page: P, options: Parameters<typeof PAGES[P]>[0]): Promise<Buffer> {
     return html(await this.#send(() => ({ kind: 'page', page, options })))
-  }
-
-  /** True once the current worker has answered: until then (start, restart) it keeps a page waiting. */
-  get ready (): boolean {
-    return this.#answered
   }
 
   /** The schools a proposed flag state moves, decided in the worker over its copy of the flags. */
@@ -99,19 +99,11 @@ export class ConsolePages {
       if (definitions === undefined) throw FlagErrors.FICUS_ERR_FLAGS_NOT_READY()
       this.#flagsVersion = definitions.version
     }
-    let schoolsChanged = false
-    let i = 0
-    for (const school of registry.all()) {
-      if (this.#schools[i] !== school) {
-        schoolsChanged = true
-        break
-      }
-      i++
-    }
-    if (schoolsChanged || i !== this.#schools.length) {
+    const schoolsChanged = registry.version !== this.#schoolsVersion
+    if (schoolsChanged) {
       this.#schools = [...registry.all()]
+      this.#schoolsVersion = registry.version
       this.#shadowTotals = []
-      schoolsChanged = true
     }
     const schools = this.#schools
     const moved: number[] = []
@@ -170,6 +162,7 @@ export class ConsolePages {
   #start (): Worker {
     this.#flagsVersion = -1
     this.#schools = []
+    this.#schoolsVersion = -1
     this.#shadowTotals = []
     this.#shadowCopiedAt = []
     // Without the process's loaders (a test runner's TypeScript hooks would compile every module
@@ -178,7 +171,6 @@ export class ConsolePages {
     // The HTTP server keeps the process alive while a page waits; the worker alone must not.
     worker.unref()
     worker.on('message', (answer: WorkerAnswer) => {
-      if (this.#worker === worker) this.#answered = true
       const pending = this.#pending.get(answer.id)
       if (pending === undefined) return
       this.#pending.delete(answer.id)
@@ -189,7 +181,6 @@ export class ConsolePages {
     const failed = (error: Error): void => {
       if (this.#worker !== worker) return
       this.#worker = undefined
-      this.#answered = false
       for (const pending of this.#pending.values()) pending.reject(error)
       this.#pending.clear()
     }
@@ -200,7 +191,7 @@ export class ConsolePages {
   }
 }
 
-function html (answer: Answer): string {
+function html (answer: Answer): Buffer {
   if (!('html' in answer)) throw new Error('console page worker: no page in the answer')
-  return answer.html
+  return Buffer.from(answer.html.buffer, answer.html.byteOffset, answer.html.byteLength)
 }

@@ -1,8 +1,8 @@
 // The matrix of routes x schools, built and rendered inside the page worker from copies of the
 // evidence the main thread owns (flag definitions, schools, shadow counts, breakers, recent
 // requests). Deciding every (route, school) side is the costly part, so it is done once per
-// change of the flags or the schools (and every FLAG_SIDES_MAX_AGE_MS, for strategies that read
-// the clock); breakers and counts are laid over it on every page.
+// change of the flags or the schools (and, only while a strategy compares with the clock, every
+// FLAG_SIDES_MAX_AGE_MS); breakers and counts are laid over it on every page.
 import type { FlagDefinitions } from '../flags/flags.ts'
 import type { BreakerState } from '../core/safety-events.ts'
 import type { ShadowCounts } from '../safety/shadow.ts'
@@ -101,7 +101,7 @@ export class Matrix {
     }
     this.#breakers = update.breakers.map((entries) => new Map(entries))
     this.#shares = update.shares.map((shares) => shares === undefined ? undefined : { windowMs: shares.windowMs, byCohort: new Map(shares.byCohort) })
-    if (decide || update.takenAt - this.#flagSidesAt > FLAG_SIDES_MAX_AGE_MS) this.#decide(update.takenAt)
+    if (decide || (this.#flags?.readsClock === true && update.takenAt - this.#flagSidesAt > FLAG_SIDES_MAX_AGE_MS)) this.#decide(update.takenAt)
   }
 
   /** The copy of the flags and the schools, for the other questions the worker answers. */
@@ -115,6 +115,8 @@ export class Matrix {
 
   /** Milliseconds the last full decision of every side took (for the bench). */
   lastDecisionMs = 0
+  /** How many times every side was decided. */
+  decisions = 0
 
   render (view: MatrixView): string {
     if (this.#flags === undefined) throw new Error('no flags yet')
@@ -237,5 +239,6 @@ export class Matrix {
     })
     this.#flagSidesAt = now
     this.lastDecisionMs = performance.now() - started
+    this.decisions++
   }
 }

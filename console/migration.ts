@@ -20,9 +20,9 @@ import type { Change, ChangeLog } from './history.ts'
 import { killSwitchState, moveToLegacy, moveToNew, switchFlag, type Target } from './moves.ts'
 import { RecentRequests } from './recent-requests.ts'
 import { WhatIfFlags } from './what-if.ts'
-import { flagSide, withBreaker, type Side } from './side.ts'
+import { flagSide, plainRoute, withBreaker, type PlainRoute, type Side } from './side.ts'
 import { ConsolePages } from './console-pages.ts'
-import { sideChanges, type SideChangesQuestion } from './side-changes.ts'
+import type { SideChangesQuestion } from './side-changes.ts'
 import type { Schedule, ScheduledChange } from './schedule.ts'
 import { FicusError } from '../errors/index.ts'
 
@@ -91,6 +91,7 @@ export class MigrationConsole {
   readonly #now: () => Date
   readonly #scheduleTimer: NodeJS.Timeout
   #ticking = false
+  #sorted: { readonly version: number, readonly schools: readonly Tenant[] } | undefined
 
   constructor (parts: ConsoleParts) {
     this.#parts = parts
@@ -99,7 +100,7 @@ export class MigrationConsole {
     this.#now = parts.now ?? (() => new Date())
     this.pages = new ConsolePages({
       setup: {
-        routes: parts.routes.map((route) => ({ ...this.#routeFlags(route), method: route.method, url: route.url })),
+        routes: parts.routes.map((route) => this.plainRoute(route)),
         killSwitchFlag: parts.killSwitchFlag,
         store: parts.store.description
       },
@@ -187,8 +188,11 @@ export class MigrationConsole {
     return this.#parts.registry.get(id)
   }
 
-  schools (): Tenant[] {
-    return [...this.#parts.registry.all()].sort((a, b) => a.id.localeCompare(b.id))
+  /** Every school, by id; sorted again only when the registry's snapshot moves. */
+  schools (): readonly Tenant[] {
+    const registry = this.#parts.registry
+    if (this.#sorted?.version !== registry.version) this.#sorted = { version: registry.version, schools: [...registry.all()].sort((a, b) => a.id.localeCompare(b.id)) }
+    return this.#sorted.schools
   }
 
   /** Cohorts with their schools, by name; schools without a cohort are under "(none)". */
@@ -210,12 +214,12 @@ export class MigrationConsole {
 
   /** The side of one route for one school, as the edge decides it now. */
   side (route: MigratedRoute, school: Tenant, flags: FlagReader = this.#parts.flags): Side {
-    return withBreaker(flagSide(flags, this.#routeFlags(route), school, this.#parts.killSwitchFlag), this.#guards.get(route.name)?.breaker.state(school.id) ?? 'closed')
+    return withBreaker(flagSide(flags, this.plainRoute(route), school, this.#parts.killSwitchFlag), this.#guards.get(route.name)?.breaker.state(school.id) ?? 'closed')
   }
 
-  #routeFlags (route: MigratedRoute): { name: string, flag: string, killSwitch?: string, shadowFlag?: string } {
-    const shadowFlag = this.#guards.get(route.name)?.shadowRoute.flag
-    return { name: route.name, flag: route.flag, ...(route.killSwitch === undefined ? {} : { killSwitch: route.killSwitch }), ...(shadowFlag === undefined ? {} : { shadowFlag }) }
+  /** The route with its shadow flag, without its handler. */
+  plainRoute (route: MigratedRoute): PlainRoute {
+    return plainRoute(route, this.#guards.get(route.name)?.shadowRoute.flag)
   }
 
   /** A cell opened: why, the last mismatches, the breaker, the history. */
@@ -363,7 +367,7 @@ export class MigrationConsole {
     const shadowRoute = guard !== undefined && flag === guard.shadowRoute.flag ? guard.shadowRoute : undefined
     // Before: the stored state, which may be a poll ahead of what the engine serves this second.
     const question: SideChangesQuestion = {
-      route: { name: route.name, flag: route.flag, ...(route.killSwitch === undefined ? {} : { killSwitch: route.killSwitch }), ...(route.whenFlagMissing === undefined ? {} : { whenFlagMissing: route.whenFlagMissing }) },
+      route: this.plainRoute(route),
       shadowRoute,
       flag,
       before,
@@ -371,9 +375,9 @@ export class MigrationConsole {
       killSwitchFlag: this.#parts.killSwitchFlag,
       gone: [route.flag, ...(shadowRoute === undefined ? [] : [shadowRoute.flag])].filter((name) => this.#parts.flags.isGone(name))
     }
-    // Until the worker is up (the first moments after start, or a restart), on this thread as
-    // before: the same decisions over the edge's own Flags, rather than a preview that waits.
-    const { toNew, toLegacy, shadowOn, shadowOff } = this.pages.ready ? await this.pages.sideChanges(question) : sideChanges(this.#parts.flags, this.schools(), question)
+    // In the page worker, always: deciding every school twice would hold up the public port for
+    // a tenth of a second or more. A preview asked for while the worker starts waits for it.
+    const { toNew, toLegacy, shadowOn, shadowOff } = await this.pages.sideChanges(question)
     const moved = new Set([...toNew, ...toLegacy, ...shadowOn, ...shadowOff])
     const since = this.#now().getTime() - DAY_MS
     const recentMismatch = [...new Set((guard?.shadow.mismatches() ?? []).filter((m) => moved.has(m.tenant) && Date.parse(m.at) >= since).map((m) => m.tenant))]

@@ -7,11 +7,9 @@ import { FicusError } from '../errors/index.ts'
 import { ConsoleErrors } from './errors.ts'
 import { clearedCookie, csrfMatches, sessionCookie, type ConsoleAuth, type ConsoleSession } from './auth.ts'
 import type { Action, MigrationConsole, Move, Preview } from './migration.ts'
-import { errorPage, signInPage, decisionInWords, type PageUser, type RouteInfo } from './pages.ts'
+import { errorPage, signInPage, decisionInWords, type PageUser } from './pages.ts'
 import { schoolRow } from './matrix.ts'
 import type { Change } from './history.ts'
-import type { Tenant } from '../tenants/tenant.ts'
-import type { MigratedRoute } from '../core/route.ts'
 import { explainDecision } from '../flags/decide-backend.ts'
 import type { Flags } from '../flags/flags.ts'
 
@@ -110,7 +108,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
       const user = pageUser(request.consoleSession as ConsoleSession)
       if (route === undefined || school === undefined) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('no such route or school', { statusCode: 404 }), user)
       const cell = await migration.cell(route, school)
-      return html(reply, 200, await migration.pages.page('cell', { user, freeze: migration.freezeNow(), route: routeInfo(route), school: schoolRow(school), ...cell, saved: await saved(migration, request.query.saved) }))
+      return html(reply, 200, await migration.pages.page('cell', { user, freeze: migration.freezeNow(), route: migration.plainRoute(route), school: schoolRow(school), ...cell, saved: await saved(migration, request.query.saved) }))
     })
 
     app.get<{ Querystring: { route?: string, saved?: string } }>('/console/route', async (request, reply) => {
@@ -118,7 +116,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
       const user = pageUser(request.consoleSession as ConsoleSession)
       if (route === undefined) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('no such route', { statusCode: 404 }), user)
       return html(reply, 200, await migration.pages.page('route', {
-        user, freeze: migration.freezeNow(), route: routeInfo(route), cohorts: [...migration.cohorts().keys()], history: await migration.history({ route: route.name }),
+        user, freeze: migration.freezeNow(), route: migration.plainRoute(route), cohorts: [...migration.cohorts().keys()], history: await migration.history({ route: route.name }),
         saved: await saved(migration, request.query.saved), hasShadow: true
       }))
     })
@@ -128,7 +126,7 @@ export function consolePlugin (options: ConsolePluginOptions) {
       const user = pageUser(request.consoleSession as ConsoleSession)
       if (school === undefined) return refuse(reply, CommonErrors.FICUS_ERR_VALIDATION('no such school', { statusCode: 404 }), user)
       const rows = migration.routes.map((route) => ({
-        route: routeInfo(route),
+        route: migration.plainRoute(route),
         side: migration.side(route, school),
         reason: decisionInWords(explainDecision(options.flags, route, { tenantId: school.id, cohorts: school.cohorts, route: route.name }, options.killSwitchFlag))
       }))
@@ -202,11 +200,6 @@ export function consolePlugin (options: ConsolePluginOptions) {
   }
 }
 
-/** What a page shows of a route, without its handler (which cannot cross to the page worker). */
-function routeInfo (route: MigratedRoute): RouteInfo {
-  return { name: route.name, method: route.method, url: route.url, flag: route.flag, ...(route.killSwitch === undefined ? {} : { killSwitch: route.killSwitch }) }
-}
-
 /** What a page shows of a school: never its database URL. */
 
 
@@ -251,7 +244,7 @@ function pageUser (session: ConsoleSession): PageUser {
   return { user: session.user, csrf: session.csrf }
 }
 
-function html (reply: FastifyReply, status: number, body: string): FastifyReply {
+function html (reply: FastifyReply, status: number, body: string | Buffer): FastifyReply {
   return reply.code(status).type('text/html; charset=utf-8').send(body)
 }
 

@@ -4,6 +4,7 @@
 // pages) and the page worker (the matrix), so that both say the same.
 import type { BreakerState } from '../core/safety-events.ts'
 import type { FlagReader } from '../flags/flags.ts'
+import type { MigratedRoute } from '../core/route.ts'
 
 export const SIDES = ['new', 'legacy', 'shadow', 'kill switch', 'breaker open'] as const
 export type Side = typeof SIDES[number]
@@ -14,6 +15,28 @@ export interface RouteFlags {
   readonly flag: string
   readonly killSwitch?: string
   readonly shadowFlag?: string
+}
+
+/**
+ * A migrated route as the console passes it around: its flags, and what a page shows of it,
+ * without its handler, so that it crosses to the page worker as it is.
+ */
+export interface PlainRoute extends RouteFlags {
+  readonly method: MigratedRoute['method']
+  readonly url: string
+  readonly whenFlagMissing?: MigratedRoute['whenFlagMissing']
+}
+
+export function plainRoute (route: MigratedRoute, shadowFlag: string | undefined): PlainRoute {
+  return {
+    name: route.name,
+    method: route.method,
+    url: route.url,
+    flag: route.flag,
+    ...(route.killSwitch === undefined ? {} : { killSwitch: route.killSwitch }),
+    ...(route.whenFlagMissing === undefined ? {} : { whenFlagMissing: route.whenFlagMissing }),
+    ...(shadowFlag === undefined ? {} : { shadowFlag })
+  }
 }
 
 /** The flags' side: never 'breaker open', which withBreaker adds. */

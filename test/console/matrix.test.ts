@@ -104,3 +104,37 @@ t.test('the worker\'s matrix puts every school where the edge\'s flags do', asyn
     }
   }), { numRuns: 100 })
 })
+
+t.test('sides are decided again as time passes only while a strategy compares with the clock', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ficus-matrix-clock-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'flags.json')
+  const schools: SchoolRow[] = [{ id: 'school-a', name: 'School A', status: 'active', cohorts: [] }]
+  const attendance = (constraints: unknown[]) => [{ enabled: true, strategies: [{ rollout: 100, constraints, segment: false }] }]
+  // What every read sends; the schools and the flags only when they changed.
+  const update = { breakers: [[], [], []], shares: [undefined, undefined, undefined] }
+
+  // On for everyone, no clock: the sides stand until the flags or the schools change.
+  writeFileSync(path, flagsFile(attendance([]), FLAG_NAMES))
+  const plain = await Flags.fromFile(path, SILENT, 0)
+  t.teardown(() => plain.close())
+  const steady = new Matrix({ routes: ROUTES, killSwitchFlag: KILL, store: 'the flags file' })
+  const start = Date.now()
+  steady.update({ ...update, takenAt: start, schools, flags: plain.definitions() })
+  steady.update({ ...update, takenAt: start + 60_000 })
+  t.equal(steady.decisions, 1, 'a minute later, the same sides, not decided again')
+
+  // On from a moment from now: the matrix follows the clock within its 10 s.
+  const from = new Date(Date.now() + 1_500).toISOString()
+  writeFileSync(path, flagsFile(attendance([{ contextName: 'currentTime', operator: 'DATE_AFTER', value: from }]), FLAG_NAMES))
+  const timed = await Flags.fromFile(path, SILENT, 0)
+  t.teardown(() => timed.close())
+  const matrix = new Matrix({ routes: ROUTES, killSwitchFlag: KILL, store: 'the flags file' })
+  matrix.update({ ...update, takenAt: Date.now(), schools, flags: timed.definitions() })
+  t.equal(matrix.evidence(0, [0], undefined).side, 'legacy', 'before its time, legacy')
+  await new Promise((resolve) => setTimeout(resolve, Date.parse(from) - Date.now() + 100))
+  t.equal(timed.isEnabled('attendance', { tenantId: 'school-a', cohorts: [], route: 'attendance.page' }), true, 'the edge has moved it')
+  matrix.update({ ...update, takenAt: Date.now() + 11_000 })
+  t.equal(matrix.decisions, 2, 'decided again once its sides were 10 s old')
+  t.equal(matrix.evidence(0, [0], undefined).side, 'new', 'and shown where the edge puts it')
+})

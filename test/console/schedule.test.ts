@@ -92,8 +92,8 @@ t.test('with a control database: the change log there, and each scheduled change
     replicas.push(await replica(t, flagsFile, new PgChangeLog(pool), new PgSchedule(pool)))
   }
   const [first] = replicas as [MigrationConsole]
-  const dueAt = new Date(Date.now() + 1_000)
-  await first.scheduleMove(await first.preview({ route: 'attendance.page', action: 'new', target: { kind: 'schools', ids: ['school-b'] } }), 'alice', dueAt, undefined)
+  // Due a second after the preview (which waits for the page worker's start), not before it.
+  await first.scheduleMove(await first.preview({ route: 'attendance.page', action: 'new', target: { kind: 'schools', ids: ['school-b'] } }), 'alice', new Date(Date.now() + 1_000), undefined)
   // Every replica ticks every second on its own; they also race here on purpose.
   await until('the scheduled move', async () => (await first.scheduled()).every((c) => c.status !== 'pending'))
   await Promise.all(replicas.map((r) => r.applyDue()))
