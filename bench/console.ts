@@ -3,17 +3,20 @@
 //      a console read costs the main thread (the public port's) under 1 ms: its event-loop busy
 //      time per read (nodePerformance.eventLoopUtilization), the page being built in the page worker;
 //   2. console reads never slow the public port: p99 of legacy-bound traffic (/timetable, decided
-//      then forwarded to an nginx upstream, at a paced rate) with and without a signed-in console
-//      reading three pages every second, in interleaved rounds.
+//      then forwarded to an nginx upstream, at a paced rate) in rounds of three runs: no reader, a
+//      signed-in console reader fetching three pages every second, and the same reader fetching
+//      byte-identical copies of those pages from the upstream (the control: the bench's own share).
 //   node bench/console.ts [--seconds=10] [--rounds=3] [--renders=20] [--rate=300]   (--rounds=0: budget 1 only)
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { monitorEventLoopDelay, performance as nodePerformance } from 'node:perf_hooks'
 import { createServer } from 'node:net'
+import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { Pool, request } from 'undici'
+import { request } from 'undici'
 import { Flags } from '../flags/flags.ts'
 import { FicusMetrics } from '../metrics/registry.ts'
 import { parseConfig } from '../proxy/config.ts'
@@ -25,7 +28,8 @@ import { FileChangeLog } from '../console/history.ts'
 import { FileSchedule } from '../console/schedule.ts'
 import { MigrationConsole } from '../console/migration.ts'
 import { BENCH_FLAGS, BENCH_PATHS, SCHOOLS, schoolId, writeFixtures } from './lib/fixtures.ts'
-import { CLOCK_TICKS_PER_SECOND, cpuTicks, spawnPinned, waitReady } from './lib/proc.ts'
+import { spawnPinned, waitReady, type Pinned } from './lib/proc.ts'
+import type { PacedResult } from './lib/paced-load.ts'
 import { PROBE_HOST } from './lib/scenarios.ts'
 import { ensureTools } from './lib/tools.ts'
 
@@ -36,6 +40,8 @@ const MALLOC_TRIM_THRESHOLD = '67108864'
 const TOKEN = 'bench-console-token-0123456789'
 const SILENT = { info () {}, warn () {}, error () {} }
 const MAIN = fileURLToPath(new URL('../proxy/main.ts', import.meta.url))
+const READER = fileURLToPath(new URL('./lib/console-reader.ts', import.meta.url))
+const PACED_LOAD = fileURLToPath(new URL('./lib/paced-load.ts', import.meta.url))
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, rounds: { type: 'string', default: '3' }, renders: { type: 'string', default: '20' }, rate: { type: 'string', default: '300' } } })
 const seconds = Number(values.seconds)
@@ -66,7 +72,7 @@ async function measureRender (tenantsFile: string, flagsFile: string): Promise<v
   const dir = mkdtempSync(join(tmpdir(), 'ficus-bench-console-'))
   const migration = new MigrationConsole({ routes, registry, flags, killSwitchFlag: BENCH_FLAGS.killSwitch, guards: safety.guards, metrics, store: new FileFlagStore(flagsFile), log: new FileChangeLog(join(dir, 'history.jsonl')), schedule: new FileSchedule(join(dir, 'schedule.json')), freezeWindows: [] })
   const user = { user: 'bench', csrf: 'x' }
-  const matrix = (query: { q?: string, cohort?: string }): Promise<string> => migration.pages.matrix({ user, freeze: undefined, query })
+  const matrix = (query: { q?: string, cohort?: string }): Promise<Buffer> => migration.pages.matrix({ user, freeze: undefined, query })
   // The first page: the worker starts, then decides every (route, school) side.
   let started = performance.now()
   await matrix({})
@@ -167,93 +173,134 @@ async function measurePublicPort (fixtures: ReturnType<typeof writeFixtures>): P
     await signIn.body.dump()
     const cookie = String(signIn.headers['set-cookie']).split(';')[0] as string
     const pages = ['/console', '/console?cohort=wave-1', `/console/cell?route=timetable.page&school=${schoolId(7)}`]
-    const reader = async (stop: { done: boolean }, took: number[]): Promise<void> => {
-      while (!stop.done) {
-        const started = performance.now()
-        for (const path of pages) {
-          const answer = await request(`http://127.0.0.1:${adminPort}${path}`, { headers: { cookie } })
-          const body = await answer.body.text()
-          if (answer.statusCode !== 200 || !body.includes('ficus')) throw new Error(`console page ${path}: ${answer.statusCode}`)
-        }
-        took.push(performance.now() - started)
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, 1_000 - (performance.now() - started))))
-      }
-    }
+    // The same bytes as the console's pages, for the reader to fetch from the upstream's nginx:
+    // whatever reading them costs the load generator's core shows in that run too.
+    mkdirSync(join(fixtures.dir, 'console-copy'), { recursive: true })
+    const copies = await Promise.all(pages.map(async (path, i) => {
+      const answer = await request(`http://127.0.0.1:${adminPort}${path}`, { headers: { cookie } })
+      const body = await answer.body.text()
+      if (answer.statusCode !== 200 || !body.includes('ficus')) throw new Error(`console page ${path}: ${answer.statusCode}`)
+      writeFileSync(join(fixtures.dir, 'console-copy', `${i}.html`), body)
+      return `/console-copy/${i}.html`
+    }))
+    const reader = startReader(tools.taskset)
     // Paced, below saturation, as production runs with headroom: a closed loop (wrk) would keep
     // ficus at 100% CPU, where any extra work shows up as queueing whatever its shape.
-    const load = (): Promise<{ requests: number, errors: number, p50Ms: number, p99Ms: number }> => pacedLoad(port, rate, seconds)
+    const load = (): Promise<PacedResult> => jsonOf<PacedResult>(spawnPinned(tools.taskset, LOAD_CPU, process.execPath, [PACED_LOAD, `--port=${port}`, `--path=${BENCH_PATHS.legacyPage}`, `--rate=${rate}`, `--seconds=${seconds}`], process.env))
     await load() // warm-up
-    const without: number[] = []
-    const withConsole: number[] = []
-    const cpuWithout: number[] = []
-    const cpuWith: number[] = []
-    const mainWithout: number[] = []
-    const mainWith: number[] = []
+    // Each round runs, in an order that turns with the round: no reader; the reader on ficus's
+    // console; the reader on copies of the same pages from the upstream (ficus untouched). The
+    // last is the control: what the reading costs the bench's own processes, so that the console's
+    // share of the public port's latency is the difference between the second and the third.
+    const kinds = ['none', 'console', 'copies'] as const
+    type Kind = typeof kinds[number]
+    type Run = { p99Ms: number, cpuMsPerS: number, mainMsPerS: number, lagMaxMs: number, lagP99Ms: number }
+    const runs = new Map<Kind, Run[]>(kinds.map((kind) => [kind, []]))
     const readTimes: number[] = []
-    for (let round = 0; round < rounds; round++) {
-      for (const reading of round % 2 === 0 ? [false, true] : [true, false]) {
-        const stop = { done: false }
-        const ticks = cpuTicks(ficus.pid)
-        const mainTicks = mainThreadTicks(ficus.pid)
-        const reads = reading ? reader(stop, readTimes) : Promise.resolve()
-        const result = await load()
-        stop.done = true
-        await reads
-        // ficus's own CPU over the run, in ms per second: what the console's reads add to it.
-        ;(reading ? cpuWith : cpuWithout).push(((cpuTicks(ficus.pid) - ticks) * 1_000 / CLOCK_TICKS_PER_SECOND) / seconds)
-        // The event loop's thread alone (the page worker and libuv's threads left out).
-        ;(reading ? mainWith : mainWithout).push(((mainThreadTicks(ficus.pid) - mainTicks) * 1_000 / CLOCK_TICKS_PER_SECOND) / seconds)
-        if (result.errors > 0) throw new Error(`${result.errors} requests failed`)
-        ;(reading ? withConsole : without).push(result.p99Ms)
-        log(`  round ${round + 1}, ${reading ? 'console reading every second' : 'no console                  '}: ${Math.round(result.requests / seconds)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`)
+    const scrape = async (): Promise<string> => await (await request(`http://127.0.0.1:${adminPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).body.text()
+    try {
+      for (let round = 0; round < rounds; round++) {
+        for (let k = 0; k < kinds.length; k++) {
+          const kind = kinds[(k + round) % kinds.length] as Kind
+          await scrape() // prom-client resets its event-loop delay histogram on every scrape
+          const cpu = threadCpuNs(ficus.pid)
+          const reads = kind === 'none' ? Promise.resolve([]) : reader.read(kind === 'console' ? { port: adminPort, cookie, seconds, paths: pages } : { port: upstreamPort, cookie, seconds, paths: copies })
+          const result = await load()
+          const took = await reads
+          if (kind === 'console') readTimes.push(...took)
+          const after = threadCpuNs(ficus.pid)
+          const lag = await scrape()
+          if (result.errors > 0) throw new Error(`${result.errors} requests failed`)
+          const run = {
+            p99Ms: result.p99Ms,
+            // ficus's CPU over the run, every thread (the page worker's included), then its event loop's thread alone.
+            cpuMsPerS: [...after].reduce((sum, [tid, ns]) => sum + ns - (cpu.get(tid) ?? 0), 0) / 1e6 / seconds,
+            mainMsPerS: ((after.get(ficus.pid) ?? 0) - (cpu.get(ficus.pid) ?? 0)) / 1e6 / seconds,
+            lagMaxMs: gauge(lag, 'ficus_nodejs_eventloop_lag_max_seconds') * 1_000,
+            lagP99Ms: gauge(lag, 'ficus_nodejs_eventloop_lag_p99_seconds') * 1_000
+          }
+          runs.get(kind)?.push(run)
+          log(`  round ${round + 1}, ${LABELS[kind]}: ${Math.round(result.requests / seconds)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms; ficus ${run.cpuMsPerS.toFixed(1)} ms/s of CPU, its event loop's thread ${run.mainMsPerS.toFixed(1)} ms/s; event-loop delay p99 ${run.lagP99Ms.toFixed(2)} ms, max ${run.lagMaxMs.toFixed(2)} ms`)
+        }
       }
+    } finally {
+      reader.close()
     }
-    log(`legacy-bound p99, median of ${rounds}: without the console ${median(without).toFixed(2)} ms, with it ${median(withConsole).toFixed(2)} ms (ratio ${(median(withConsole) / median(without)).toFixed(3)}); three console pages took ${median(readTimes).toFixed(0)} ms (median)`)
-    log(`ficus CPU, median: ${median(cpuWithout).toFixed(0)} ms/s without the console, ${median(cpuWith).toFixed(0)} ms/s with it (+${(median(cpuWith) - median(cpuWithout)).toFixed(0)} ms/s)`)
-    log(`ficus main thread (the event loop) CPU, median: ${median(mainWithout).toFixed(0)} ms/s without the console, ${median(mainWith).toFixed(0)} ms/s with it (+${(median(mainWith) - median(mainWithout)).toFixed(0)} ms/s)`)
+    const of = (kind: Kind, key: keyof Run): number => median((runs.get(kind) ?? []).map((run) => run[key]))
+    const all = (key: keyof Run, digits: number): string => kinds.map((kind) => of(kind, key).toFixed(digits)).join(' / ')
+    // The machine's own noise drifts over minutes: each round's three runs, a few seconds apart,
+    // are compared with one another, and the median taken of those ratios.
+    const pairedRatio = (over: Kind, under: Kind): { median: number, above: number } => {
+      const ratios = (runs.get(over) ?? []).map((run, round) => run.p99Ms / ((runs.get(under) ?? [])[round]?.p99Ms ?? Number.NaN))
+      return { median: median(ratios), above: ratios.filter((ratio) => ratio > 1).length }
+    }
+    const consoleOverCopies = pairedRatio('console', 'copies')
+    const copiesOverNone = pairedRatio('copies', 'none')
+    const consoleOverNone = pairedRatio('console', 'none')
+    log(`medians of ${rounds} rounds, no reader / reading the console / reading copies of its pages from the upstream:`)
+    log(`  legacy-bound p99: ${all('p99Ms', 2)} ms`)
+    log(`  legacy-bound p99, round by round: the console against the copies ${consoleOverCopies.median.toFixed(3)}x (higher in ${consoleOverCopies.above} of ${rounds} rounds); the copies against no reader ${copiesOverNone.median.toFixed(3)}x (${copiesOverNone.above} of ${rounds}); the console against no reader ${consoleOverNone.median.toFixed(3)}x (${consoleOverNone.above} of ${rounds})`)
+    log(`  ficus's event-loop delay (prom-client's, 10 ms resolution): p99 ${all('lagP99Ms', 2)} ms, longest ${all('lagMaxMs', 2)} ms`)
+    log(`  ficus's CPU: ${all('cpuMsPerS', 1)} ms per second; its event loop's thread ${all('mainMsPerS', 1)} ms per second`)
+    log(`  three console pages took ${median(readTimes).toFixed(0)} ms (median of the reader's rounds)`)
   } finally {
     await ficus.stop()
     await upstream.stop()
   }
 }
 
-/** CPU ticks of a process's main thread: its thread id is the process id. */
-function mainThreadTicks (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return Number(fields[11]) + Number(fields[12])
+const LABELS = { none: 'no reader                  ', console: 'reading the console        ', copies: 'reading copies, not ficus  ' } as const
+
+interface Reader {
+  read (run: { port: number, cookie: string, seconds: number, paths: readonly string[] }): Promise<number[]>
+  close (): void
 }
 
-/** `rate` requests a second for `seconds`, over 1,000 schools, each request's latency recorded. */
-async function pacedLoad (port: number, rate: number, seconds: number): Promise<{ requests: number, errors: number, p50Ms: number, p99Ms: number }> {
-  const workers = 20
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: workers })
-  const latencies: number[] = []
-  let errors = 0
-  let turn = 0
-  const intervalMs = (1_000 * workers) / rate
-  const end = performance.now() + seconds * 1_000
-  await Promise.all(Array.from({ length: workers }, async (_, w) => {
-    let next = performance.now() + (intervalMs * w) / workers
-    while (next < end) {
-      const wait = next - performance.now()
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
-      const started = performance.now()
-      try {
-        const answer = await pool.request({ method: 'GET', path: BENCH_PATHS.legacyPage, headers: { host: `${schoolId(turn++ % 1_000)}.localhost` } })
-        await answer.body.dump()
-        if (answer.statusCode !== 200) errors++
-      } catch {
-        errors++
-      }
-      // Latency from when the request was due, so that a stall also counts for the requests it delayed.
-      latencies.push(performance.now() - Math.min(started, next))
-      next += intervalMs
+/** bench/lib/console-reader.ts, started once, under SCHED_IDLE on the load generator's core. */
+function startReader (taskset: string): Reader {
+  const child = spawn(taskset, ['-c', String(LOAD_CPU), 'chrt', '--idle', '0', process.execPath, READER], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const answers = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  return {
+    async read (run) {
+      child.stdin.write(`${JSON.stringify(run)}\n`)
+      const answer = await answers.next()
+      if (answer.done === true) throw new Error(`the console reader exited with ${child.exitCode}`)
+      return (JSON.parse(answer.value as string) as { took: number[] }).took
+    },
+    close () {
+      child.stdin.end()
     }
-  }))
-  await pool.close()
-  latencies.sort((a, b) => a - b)
-  return { requests: latencies.length, errors, p50Ms: latencies[Math.floor(latencies.length * 0.5)] ?? 0, p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? 0 }
+  }
+}
+
+/** On-CPU nanoseconds of each thread of a process (schedstat: exact, unlike the ticks of stat). */
+function threadCpuNs (pid: number): Map<number, number> {
+  const threads = new Map<number, number>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      threads.set(Number(tid), Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]))
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return threads
+}
+
+/** A gauge's value in a Prometheus exposition; NaN when it is not there. */
+function gauge (exposition: string, name: string): number {
+  const line = exposition.split('\n').find((candidate) => candidate.startsWith(`${name} `) || candidate.startsWith(`${name}{`))
+  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1))
+}
+
+/** The last line a bench child printed, as JSON, once it has exited 0. */
+async function jsonOf<T> (child: Pinned): Promise<T> {
+  const code = await new Promise<number | null>((resolve) => {
+    if (child.child.exitCode !== null) resolve(child.child.exitCode)
+    else child.child.once('close', resolve)
+  })
+  const lines = child.output().trim().split('\n')
+  if (code !== 0) throw new Error(`a bench child exited with ${code}:\n${lines.join('\n')}`)
+  return JSON.parse(lines.at(-1) ?? '') as T
 }
 
 const fixtures = writeFixtures()
