@@ -472,22 +472,21 @@ class Bench {
     })
   }
 
-  /** Runs the scenario under --cpu-prof and returns the profile it wrote, with every request served while profiling. */
-  async profile (scenario: Scenario, dir: string): Promise<{ file: string, result: WrkResult, requests: number, warmupMs: number }> {
+  /** Runs the scenario under --cpu-prof (a warm-up, then the measured run) and returns the profile it wrote, the measured run and the warm-up's length. */
+  async profile (scenario: Scenario, dir: string): Promise<{ file: string, result: WrkResult, warmupMs: number }> {
     mkdirSync(dir, { recursive: true })
     const { port, process } = await this.start(scenario, ['--cpu-prof', '--cpu-prof-dir', dir])
     let result: WrkResult
-    let warmup: WrkResult
     try {
       await this.probe(scenario, port, process)
-      warmup = await this.#wrk(scenario, port, this.#settings.warmup)
+      await this.#wrk(scenario, port, this.#settings.warmup)
       result = await this.#wrk(scenario, port, this.#settings.seconds)
     } finally {
       await process?.stop()
     }
     const file = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile')).sort().at(-1)
     if (file === undefined) throw new Error(`no .cpuprofile written in ${dir}`)
-    return { file: join(dir, file), result, requests: warmup.requests + result.requests + 1, warmupMs: this.#settings.warmup * 1_000 }
+    return { file: join(dir, file), result, warmupMs: this.#settings.warmup * 1_000 }
   }
 }
 
@@ -920,12 +919,11 @@ async function profileOwnWork (bench: Bench, cpuUsPerRequest: number | undefined
   if (scenario === undefined || cpuUsPerRequest === undefined) return undefined
   log('profiling ficus-a/small for its own-work figure')
   const { file, result, warmupMs } = await bench.profile(scenario, join(RESULTS_DIR, `profile-${timestamp()}`))
-  const measuredRequests = result.requests
   // The steady state's: counted from the end of the warm-up, over the measured run's requests.
   const own = summariseProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, undefined, warmupMs).ownWork
   return {
     usPerRequest: own.percent / 100 * cpuUsPerRequest,
-    profiledUsPerRequest: own.ms * 1_000 / Math.max(measuredRequests, 1),
+    profiledUsPerRequest: own.ms * 1_000 / Math.max(result.requests, 1),
     percent: own.percent,
     top: own.byFunction.slice(0, 12)
   }

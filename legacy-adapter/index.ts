@@ -11,6 +11,7 @@ import fp from 'fastify-plugin'
 import { Pool, type Dispatcher } from 'undici'
 import { currentForwardSignal } from '../cancellation/request-scope.ts'
 import { CommonErrors } from '../core/errors.ts'
+import { pathOf } from '../core/url.ts'
 import { LegacyErrors } from './errors.ts'
 import { classify, forwardPlain, forwardToLegacy, prewarmPool, type PlainForwardFailure, type PrewarmAnswer } from './forwarder.ts'
 import { removeRequestHeaders, setForwardingHeaders } from './headers.ts'
@@ -179,11 +180,6 @@ function rewriteForLegacy (req: IncomingMessage, id: string, headers: IncomingHt
     requestId: id,
     trusted
   }, options.requestIdHeader)
-}
-
-function pathOf (url: string): string {
-  const queryAt = url.indexOf('?')
-  return queryAt === -1 ? url : url.slice(0, queryAt)
 }
 
 function clientAddressOf (remoteAddress: string | undefined): string {

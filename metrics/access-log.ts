@@ -3,6 +3,7 @@
 // string: those carry session ids and tokens.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BackendLabel } from '../core/backend.ts'
+import { pathOf } from '../core/url.ts'
 
 export interface AccessLogLine {
   readonly tenant: string | undefined
@@ -20,12 +21,10 @@ export const ACCESS_LOG_MESSAGE = 'request'
 
 /** Writes the line through the request's logger, which carries the request id (`reqId`). */
 export function writeAccessLog (request: FastifyRequest, reply: FastifyReply, route: string, backend: BackendLabel): void {
-  const url = request.url
-  const queryAt = url.indexOf('?')
   const line: AccessLogLine = {
     tenant: request.tenant?.id,
     method: request.method,
-    path: queryAt === -1 ? url : url.slice(0, queryAt),
+    path: pathOf(request.url),
     route,
     backend,
     upstream: request.legacyUpstream?.name,

@@ -16,6 +16,15 @@ export const LATENCY_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1
 export const ROUTE_NONE = 'none'
 /** Route label of everything no migrated route claims. */
 export const ROUTE_UNMIGRATED = 'unmigrated'
+/** The route index and label a request is counted under: its migrated route's, else none or unmigrated. */
+export function countedRouteIndex (guard: { readonly index: number } | null | undefined, backend: BackendLabel): number {
+  return guard != null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
+}
+
+export function countedRouteName (guard: { readonly name: string } | null | undefined, backend: BackendLabel): string {
+  return guard != null ? guard.name : backend === 'none' ? ROUTE_NONE : ROUTE_UNMIGRATED
+}
+
 export const COHORT_NONE = 'none'
 export const COHORT_OTHER = 'other'
 export const DEFAULT_MAX_COHORTS = 20

@@ -15,12 +15,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import FindMyWay, { type HTTPMethod } from 'find-my-way'
+import { pathOf } from '../core/url.ts'
 import { decideBackend } from '../flags/decide-backend.ts'
 import type { FlagReader } from '../flags/flags.ts'
 import type { PlainForwardFailure } from '../legacy-adapter/forwarder.ts'
 import type { LegacyUpstream } from '../legacy-adapter/upstreams.ts'
 import { ACCESS_LOG_MESSAGE, type AccessLogLine } from '../metrics/access-log.ts'
-import { FicusMetrics, ROUTE_UNMIGRATED } from '../metrics/registry.ts'
+import { countedRouteIndex, countedRouteName, type FicusMetrics } from '../metrics/registry.ts'
 import type { RouteGuard } from '../safety/safety-net.ts'
 import type { SessionBindings } from '../sessions/bindings.ts'
 import type { HostResolver } from '../tenants/host.ts'
@@ -164,8 +165,7 @@ export class LegacyLane {
     const startedAt = performance.now()
     const upstream = (this.#forward as FastifyInstance['legacyPlain'])(req, res, url, tenant.legacy, id, this.#onFailure)
     if (upstream === undefined) return false
-    const queryAt = url.indexOf('?')
-    ;(res as LaneResponse)[kLaneExchange] = new LaneExchange(this, req, queryAt === -1 ? url : url.slice(0, queryAt), id, tenant, guard, upstream, startedAt)
+    ;(res as LaneResponse)[kLaneExchange] = new LaneExchange(this, req, pathOf(url), id, tenant, guard, upstream, startedAt)
     res.once('close', laneClosed)
     return true
   }
@@ -197,7 +197,7 @@ export class LegacyLane {
     const parts = this.#parts
     const seconds = (performance.now() - exchange.startedAt) / 1000
     const guard = exchange.guard
-    parts.metrics.observe(guard !== undefined ? FicusMetrics.FIRST_ROUTE + guard.index : 1, 'legacy', status, exchange.tenant.cohorts[0], seconds)
+    parts.metrics.observe(countedRouteIndex(guard, 'legacy'), 'legacy', status, exchange.tenant.cohorts[0], seconds)
     parts.metrics.observeUpstream(exchange.upstream.index, status, seconds)
     if (!parts.accessLog) return
     const line: AccessLogLine & { reqId: string } = {
@@ -205,7 +205,7 @@ export class LegacyLane {
       tenant: exchange.tenant.id,
       method: exchange.req.method as string,
       path: exchange.path,
-      route: guard !== undefined ? guard.name : ROUTE_UNMIGRATED,
+      route: countedRouteName(guard, 'legacy'),
       backend: 'legacy',
       upstream: exchange.upstream.name,
       status,

@@ -3,7 +3,7 @@
 // as the `shadow` side and are logged at debug level only. Pre-warm requests never come this way
 // (they go straight through the legacy adapter's pools).
 import { writeAccessLog } from '../metrics/access-log.ts'
-import { FicusMetrics, ROUTE_NONE, ROUTE_UNMIGRATED } from '../metrics/registry.ts'
+import { countedRouteIndex, countedRouteName, type FicusMetrics } from '../metrics/registry.ts'
 import type { Exchange } from './exchange.ts'
 import type { Stage } from './stage.ts'
 
@@ -20,10 +20,9 @@ export class ObserveStage implements Stage {
   onResponse (exchange: Exchange): void {
     const { request, reply, guard, backend } = exchange
     const seconds = exchange.elapsedMs / 1000
-    const route = guard !== null ? FicusMetrics.FIRST_ROUTE + guard.index : backend === 'none' ? 0 : 1
-    this.#metrics.observe(route, backend, reply.statusCode, exchange.tenant?.cohorts[0], seconds)
+    this.#metrics.observe(countedRouteIndex(guard, backend), backend, reply.statusCode, exchange.tenant?.cohorts[0], seconds)
     const upstream = exchange.legacyUpstream
     if (upstream !== undefined) this.#metrics.observeUpstream(upstream.index, reply.statusCode, seconds)
-    if (this.#accessLog) writeAccessLog(request, reply, guard !== null ? guard.name : backend === 'none' ? ROUTE_NONE : ROUTE_UNMIGRATED, backend)
+    if (this.#accessLog) writeAccessLog(request, reply, countedRouteName(guard, backend), backend)
   }
 }

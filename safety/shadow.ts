@@ -6,6 +6,7 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { promisify } from 'node:util'
 import { brotliDecompress, gunzip, inflate } from 'node:zlib'
 import type { ShadowDropReason, ShadowOutcome } from '../core/safety-events.ts'
+import { pathOf } from '../core/url.ts'
 import { compareResponses, type CompiledRules, type ComparedResponse } from './compare.ts'
 
 /** Copies what passes through, up to `limit` bytes; past that it only passes bytes on. */
@@ -217,7 +218,6 @@ export class ShadowRunner {
   }
 
   #finish (job: ShadowJob, outcome: ShadowOutcome, newStatus: number | undefined, diff: string): void {
-    const queryAt = job.url.indexOf('?')
     job.record.add(job.tenant, outcome, outcome === 'match'
       ? undefined
       : {
@@ -225,7 +225,7 @@ export class ShadowRunner {
           tenant: job.tenant,
           requestId: job.requestId,
           method: job.method,
-          path: queryAt === -1 ? job.url : job.url.slice(0, queryAt),
+          path: pathOf(job.url),
           outcome,
           legacyStatus: job.legacyStatus,
           newStatus,
